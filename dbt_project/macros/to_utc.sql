@@ -1,0 +1,13 @@
+{#- A local wall-clock timestamp (as the ERP and the phone system write them, in the business timezone)
+    as UTC wall-clock time. -#}
+{% macro to_utc(column) -%}
+    {{ return(adapter.dispatch('to_utc', 'analytical_crm')(column)) }}
+{%- endmacro %}
+
+{% macro default__to_utc(column) -%}
+    convert_timezone('{{ var("timezone") }}', 'UTC', {{ column }})
+{%- endmacro %}
+
+{% macro duckdb__to_utc(column) -%}
+    timezone('UTC', timezone('{{ var("timezone") }}', {{ column }}))
+{%- endmacro %}

@@ -1,0 +1,38 @@
+with customers as (
+    select * from {{ ref('stg_erp__customers') }}
+),
+
+summaries as (
+    select * from {{ ref('int_customers_summarised') }}
+),
+
+final as (
+    select
+        customers.erp_customer_id as customer_id,
+        customers.erp_customer_id,
+        customers.country_code,
+        customers.city,
+        customers.postcode,
+        customers.currency_code as billing_currency_code,
+        customers.created_date,
+        {{ mask_email('customers.email') }} as email_masked,
+        {{ mask_phone('customers.phone') }} as phone_masked,
+        summaries.first_order_date,
+        summaries.last_order_date,
+        summaries.days_since_last_order,
+        summaries.tenure_days,
+        coalesce(summaries.lifetime_orders, 0) as lifetime_orders,
+        coalesce(summaries.lifetime_purchase_days, 0) as lifetime_purchase_days,
+        coalesce(summaries.lifetime_net_revenue, 0) as lifetime_net_revenue,
+        coalesce(summaries.trailing_12m_net_revenue, 0) as trailing_12m_net_revenue,
+        coalesce(summaries.rfm_window_orders, 0) as rfm_window_orders,
+        coalesce(summaries.rfm_window_net_revenue, 0) as rfm_window_net_revenue,
+        coalesce(summaries.loyalty_tier, 'bronze') as loyalty_tier,
+        summaries.erp_customer_id is not null as has_purchased,
+        '{{ var("reporting_currency") }}' as reporting_currency_code
+    from customers
+    left join summaries
+        on customers.erp_customer_id = summaries.erp_customer_id
+)
+
+select * from final

@@ -1,0 +1,21 @@
+with source as (
+    select * from {{ source('crm', 'cases') }}
+),
+
+renamed as (
+    select
+        case_id,
+        case_number,
+        contact_id,
+        subject,
+        lower(category) as case_category,
+        sku as product_id,
+        lower(priority) as priority,
+        lower(status) as case_status,
+        opened_at,
+        closed_at,
+        satisfaction_score
+    from source
+)
+
+select * from renamed

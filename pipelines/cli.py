@@ -1,0 +1,196 @@
+"""The `crm` command line: make demo data, run the nightly job, say what ran and where the results are."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stdout
+from datetime import UTC, date
+from pathlib import Path
+
+import click
+
+from pipelines.settings import PROJECT_ROOT, Settings, load_settings
+
+
+def _date(_ctx, _param, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise click.BadParameter(f"{value!r} is not a date in the form YYYY-MM-DD") from error
+
+
+def use_dagster_home(settings: Settings) -> Path:
+    """Point DAGSTER_HOME at the settings' folder holding a copy of the project's dagster.yaml."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """The analytical CRM: warehouse, scores and dashboards on your customer exports."""
+
+
+@main.command("demo-data")
+@click.option("--customers", type=click.IntRange(min=1), default=20_000, show_default=True, help="Buyers to simulate.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same bytes.")
+@click.option("--as-of", "as_of", callback=_date, required=True, help="Cutoff date, YYYY-MM-DD.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Landing folder [landing_dir setting].")
+@click.option("--truth", type=click.Path(path_type=Path), default=None, help="Truth folder [<out>/../truth].")
+@click.option("--pure", is_flag=True, help="Switch every extra effect off: pure BG/NBD and Gamma-Gamma.")
+@click.option(
+    "--without", default="", help="Comma-separated effects to switch off: affinities,campaigns,support,tiers."
+)
+def demo_data(
+    customers: int, seed: int, as_of: date, out: Path | None, truth: Path | None, pure: bool, without: str
+) -> None:
+    """Write the synthetic retailer's exports (one folder per source system) and its truth."""
+    from pipelines.demo_data import EFFECTS, generate
+
+    off = {name.strip() for name in without.split(",") if name.strip()}
+    unknown = off - EFFECTS
+    if unknown:
+        raise click.BadParameter(
+            f"unknown effect(s) {sorted(unknown)}; known: {sorted(EFFECTS)}", param_hint="--without"
+        )
+    effects = frozenset() if pure else EFFECTS - off
+    out = out or load_settings().landing_dir
+    summary = generate(customers=customers, seed=seed, as_of=as_of, out=out, truth=truth, effects=effects)
+    for name, rows in sorted(summary.rows.items()):
+        click.echo(f"  {name:<45} {rows:>12,} rows")
+    click.echo(f"Exports in {summary.out}; truth (never ingested) in {summary.truth}")
+
+
+@main.command()
+@click.option("--as-of", "as_of", callback=_date, default=None, help="Cutoff date [today in the settings' timezone].")
+def run(as_of: date | None) -> None:
+    """Run the whole nightly job now, in this process: ingest, dbt build, scores, publish."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import NIGHTLY_JOB, build_definitions
+    from pipelines.progress import RunTally, progress_logger
+    from pipelines.publish.snapshot import current_snapshot
+    from pipelines.resources import AS_OF_TAG
+    from pipelines.transform.project import prepare_manifest
+
+    settings = load_settings()
+    as_of = as_of or settings.today()
+    use_dagster_home(settings)
+    click.echo(f"Nightly job as of {as_of}: landing {settings.landing_dir}, warehouse {settings.warehouse_path}")
+    prepare_manifest(force=True)
+    tally = RunTally()
+    defs = build_definitions(settings, loggers={"console": progress_logger(tally, stream=sys.stdout)})
+    job = defs.resolve_job_def(NIGHTLY_JOB)
+    # What the steps print (dbt's own log, mostly) goes to a file; the console shows progress lines.
+    step_log = settings.dagster_home / "logs" / "crm-run-latest.log"
+    step_log.parent.mkdir(parents=True, exist_ok=True)
+    with DagsterInstance.get() as instance, step_log.open("w", encoding="utf-8") as log, redirect_stdout(log):
+        result = job.execute_in_process(
+            instance=instance,
+            tags={AS_OF_TAG: as_of.isoformat()},
+            # Dagster starts the loggers the run config names: ours replaces the verbose default console.
+            run_config={"loggers": {"console": {}}},
+            raise_on_error=False,
+        )
+    click.echo("")
+    click.echo(f"Run {result.run_id}: {'succeeded' if result.success else 'FAILED'} (step output: {step_log})")
+    for key in sorted(tally.rows_loaded):
+        quarantined = tally.rows_quarantined.get(key, 0)
+        note = f", {quarantined:,} quarantined" if quarantined else ""
+        click.echo(f"  {key:<32} {tally.rows_loaded[key]:>12,} rows loaded{note}")
+    dbt_models = [key for key in tally.materialized if not key.startswith(("raw/", "ml/", "published"))]
+    click.echo(
+        f"  dbt: {len(dbt_models)} models built; "
+        f"tests and checks: {tally.checks_passed} passed, {len(tally.checks_failed)} failed"
+    )
+    published = current_snapshot(settings.published_dir)
+    if result.success and published:
+        click.echo(f"Published snapshot (what the dashboards read): {published['path']}")
+    else:
+        click.echo(
+            f"Failed steps: {', '.join(tally.failed_steps) or 'see the Dagster run log'}; nothing new was published."
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Where the warehouse and the published snapshot are, and how the last run went."""
+    from dagster import DagsterInstance, RunsFilter
+
+    from pipelines.definitions import NIGHTLY_JOB
+    from pipelines.publish.snapshot import current_snapshot
+    from pipelines.resources import AS_OF_TAG
+
+    settings = load_settings()
+    use_dagster_home(settings)
+    last_run = None
+    with DagsterInstance.get() as instance:
+        records = instance.get_run_records(filters=RunsFilter(job_name=NIGHTLY_JOB), limit=1)
+    if records:
+        record = records[0]
+        last_run = {
+            "run_id": record.dagster_run.run_id,
+            "as_of": record.dagster_run.tags.get(AS_OF_TAG),
+            "started": _iso(record.start_time),
+            "finished": _iso(record.end_time),
+            "outcome": record.dagster_run.status.value.lower(),
+        }
+    published = current_snapshot(settings.published_dir)
+    report = {
+        "warehouse": str(settings.warehouse_path),
+        "published_snapshot": published["path"] if published else None,
+        "published_as_of": published["as_of"] if published else None,
+        "last_run": last_run,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"Warehouse:          {report['warehouse']}")
+    click.echo(f"Published snapshot: {report['published_snapshot'] or 'none yet (run `crm run`)'}")
+    if last_run:
+        click.echo(f"Last run:           {last_run['run_id']} as of {last_run['as_of']}: {last_run['outcome']}")
+        click.echo(f"                    started {last_run['started']}, finished {last_run['finished']}")
+    else:
+        click.echo("Last run:           none")
+
+
+def _iso(timestamp: float | None) -> str | None:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") if timestamp else None
+
+
+@main.command()
+def ui() -> None:
+    """Start the Dagster webserver and daemon: schedules and sensors run while it is up."""
+    settings = load_settings()
+    use_dagster_home(settings)
+    dagster = Path(sys.executable).parent / "dagster"
+    os.execv(
+        str(dagster), [str(dagster), "dev", "-m", "pipelines.definitions", "--working-directory", str(PROJECT_ROOT)]
+    )
+
+
+@main.command()
+@click.option("--port", type=int, default=8501, show_default=True)
+def dashboard(port: int) -> None:
+    """Start the Streamlit dashboards on the last published snapshot."""
+    app = PROJECT_ROOT / "dashboards" / "app.py"
+    streamlit = Path(sys.executable).parent / "streamlit"
+    raise SystemExit(
+        subprocess.call([str(streamlit), "run", str(app), "--server.port", str(port), "--server.headless", "true"])
+    )
+
+
+if __name__ == "__main__":
+    main()

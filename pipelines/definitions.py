@@ -1,0 +1,47 @@
+"""The Dagster code location: assembles the ingest, transform, ML and publish assets, the job and the schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.ingest.assets import build_ingest_asset
+from pipelines.ingest.contracts import load_contracts
+from pipelines.ml.assets import build_ml_assets
+from pipelines.publish.assets import build_publish_asset
+from pipelines.publish.schedules import build_nightly_schedule
+from pipelines.resources import Warehouse
+from pipelines.settings import Settings, load_settings
+from pipelines.transform.assets import build_dbt_assets
+from pipelines.transform.project import dbt_resource, prepare_manifest
+
+NIGHTLY_JOB = "nightly"
+
+
+def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
+    prepare_manifest()
+    ingest = [build_ingest_asset(contract) for contract in load_contracts()]
+    dbt_models = build_dbt_assets(settings)
+    ml = build_ml_assets(settings.today, settings.rfm_window_days)
+    publish = build_publish_asset([*ingest, dbt_models, *ml], settings.today)
+    nightly = dg.define_asset_job(NIGHTLY_JOB, selection=dg.AssetSelection.all(), description="The whole graph.")
+    return dg.Definitions(
+        assets=[*ingest, dbt_models, *ml, publish],
+        jobs=[nightly],
+        schedules=[build_nightly_schedule(nightly, settings.nightly_cron, settings.timezone)],
+        resources={
+            "warehouse": Warehouse(
+                path=str(settings.warehouse_path),
+                landing_dir=str(settings.landing_dir),
+                published_dir=str(settings.published_dir),
+                keep_snapshots=settings.keep_snapshots,
+                timezone=settings.timezone,
+            ),
+            "dbt": dbt_resource(),
+        },
+        # DuckDB allows one writer: the steps of a run go one after another in one process.
+        executor=dg.in_process_executor,
+        loggers=loggers,
+    )
+
+
+defs = build_definitions(load_settings())

@@ -1,0 +1,62 @@
+"""How each source system writes its files (the dialects of docs/demo_data.md), and small renderers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+
+def write_erp_csv(frame: pl.DataFrame, path: Path, decimals: int = 2) -> int:
+    """ERP: ``;`` delimiter, decimal comma, UTF-8 without BOM, ``\\n``, ISO dates and local timestamps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(
+        path,
+        separator=";",
+        decimal_comma=True,
+        float_precision=decimals,
+        date_format="%Y-%m-%d",
+        datetime_format="%Y-%m-%d %H:%M:%S",
+        line_terminator="\n",
+        quote_style="necessary",
+    )
+    return frame.height
+
+
+def write_crm_csv(frame: pl.DataFrame, path: Path) -> int:
+    """SuiteCRM: ``,`` delimiter, every field quoted, ``\\r\\n``, UTF-8 with BOM (values pre-rendered as text)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path, separator=",", quote_style="always", line_terminator="\r\n", include_bom=True)
+    return frame.height
+
+
+def write_asterisk_csv(frame: pl.DataFrame, path: Path) -> int:
+    """Asterisk ``cdr_csv``: no header, strings quoted, integers bare, ``\\n``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path, include_header=False, quote_style="non_numeric", line_terminator="\n")
+    return frame.height
+
+
+def write_tool_csv(frame: pl.DataFrame, path: Path) -> int:
+    """Marketing tool and web analytics: ``,``, quoted when needed, UTF-8, ISO 8601 UTC ``...Z`` timestamps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(
+        path,
+        separator=",",
+        quote_style="necessary",
+        date_format="%Y-%m-%d",
+        datetime_format="%Y-%m-%dT%H:%M:%SZ",
+        line_terminator="\n",
+    )
+    return frame.height
+
+
+def write_parquet(frame: pl.DataFrame, path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path, compression="zstd", statistics=True)
+    return frame.height
+
+
+def prefixed_numbers(prefix: str, numbers, width: int) -> pl.Expr:
+    """``prefix`` followed by the zero-padded numbers (``C0000001``)."""
+    return pl.concat_str(pl.lit(prefix), pl.Series(numbers).cast(pl.String).str.zfill(width))

@@ -1,0 +1,61 @@
+"""dbt models and tests as Dagster assets and checks, through dagster-dbt: one lineage graph with the ingest."""
+
+import json
+import os
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
+
+from pipelines.ingest.assets import raw_asset_key
+from pipelines.resources import Warehouse, as_of_date
+from pipelines.settings import Settings
+from pipelines.transform.project import dbt_project
+
+
+class CrmDbtTranslator(DagsterDbtTranslator):
+    """dbt sources take the keys of the ingest assets that load them; models are grouped by their layer."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return raw_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        folders = dbt_resource_props.get("fqn", [])[1:-1]
+        return folders[0] if folders else "transform"
+
+
+def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
+    """The dbt variables of a run: its cutoff and the business settings the models use."""
+    return {
+        "as_of": as_of.isoformat(),
+        "reporting_currency": settings.currency,
+        "timezone": settings.timezone,
+        "rfm_window_days": settings.rfm_window_days,
+        "tier_silver_min_spend": settings.tier_silver_min_spend,
+        "tier_gold_min_spend": settings.tier_gold_min_spend,
+        "tier_platinum_min_spend": settings.tier_platinum_min_spend,
+    }
+
+
+def dbt_build_args(settings: Settings, as_of: date) -> list[str]:
+    """The dbt command of a run: build (models, snapshots, tests) as of the run's cutoff."""
+    return ["build", "--vars", json.dumps(dbt_vars(settings, as_of), sort_keys=True)]
+
+
+def build_dbt_assets(settings: Settings) -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=CrmDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
+    )
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
+        os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
+        args = dbt_build_args(settings, as_of_date(context, settings.today()))
+        yield from dbt.cli(args, context=context).stream()
+
+    return dbt_models

@@ -1,0 +1,69 @@
+"""`make bench`: wall time and peak memory of the demo generator and of the whole nightly job at scale.
+
+Each step runs as its own process so its peak memory (max RSS of the process and its children) is its own.
+Prints one JSON line per step and writes them to data/bench/results.jsonl.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CRM = str(Path(sys.executable).parent / "crm")
+
+
+def measure(name: str, command: list[str], environ: dict[str, str]) -> dict:
+    script = (
+        "import resource, subprocess, sys, time, json\n"
+        "start = time.perf_counter()\n"
+        "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+        "seconds = time.perf_counter() - start\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps({'exit_code': code, 'seconds': round(seconds, 1), 'peak_rss_mib': round(peak / 1024)}))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", script, *command], env=environ, capture_output=True, text=True)
+    result = {"step": name, **json.loads(output.stdout.strip().splitlines()[-1])}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--as-of", default="2026-06-30")
+    parser.add_argument("--keep", action="store_true", help="Keep the generated data and warehouse.")
+    arguments = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    environ = {
+        **os.environ,
+        "CRM_LANDING_DIR": str(workdir / "landing"),
+        "CRM_WAREHOUSE_PATH": str(workdir / "warehouse" / "crm.duckdb"),
+        "CRM_PUBLISHED_DIR": str(workdir / "published"),
+        "CRM_DAGSTER_HOME": str(workdir / "dagster"),
+    }
+    results = [
+        measure(
+            f"demo-data {arguments.customers}",
+            [CRM, "demo-data", "--customers", str(arguments.customers), "--as-of", arguments.as_of],
+            environ,
+        ),
+        measure(f"crm run {arguments.customers}", [CRM, "run", "--as-of", arguments.as_of], environ),
+    ]
+    out = ROOT / "data" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "results.jsonl").open("a", encoding="utf-8") as handle:
+        for result in results:
+            handle.write(json.dumps({**result, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    if not arguments.keep:
+        subprocess.call(["rm", "-rf", str(workdir)])
+    if any(result["exit_code"] for result in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

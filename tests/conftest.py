@@ -1,0 +1,79 @@
+"""Shared fixtures: a small synthetic retailer and one real pipeline run over it, made once per test session."""
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+SMALL_CUSTOMERS = 1500
+SEED = 7
+AS_OF = date(2026, 6, 30)
+
+
+@dataclass(frozen=True)
+class World:
+    """A generated landing zone with its truth, and the settings environment that points the pipeline at it."""
+
+    root: Path
+    landing: Path
+    truth: Path
+    rows: dict[str, int]
+    environ: dict[str, str]
+
+
+def world_environ(root: Path) -> dict[str, str]:
+    return {
+        "CRM_LANDING_DIR": str(root / "landing"),
+        "CRM_WAREHOUSE_PATH": str(root / "warehouse" / "crm.duckdb"),
+        "CRM_PUBLISHED_DIR": str(root / "published"),
+        "CRM_DAGSTER_HOME": str(root / "dagster"),
+    }
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    from pipelines.demo_data import generate
+
+    root = tmp_path_factory.mktemp("world")
+    summary = generate(customers=SMALL_CUSTOMERS, seed=SEED, as_of=AS_OF, out=root / "landing", truth=root / "truth")
+    return World(root, root / "landing", root / "truth", dict(summary.rows), world_environ(root))
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(small_world: World) -> tuple[World, object]:
+    """The whole nightly job, materialised for real by Dagster over the small world."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import NIGHTLY_JOB, build_definitions
+    from pipelines.resources import AS_OF_TAG
+    from pipelines.settings import load_settings
+    from pipelines.transform.project import prepare_manifest
+
+    saved = {name: os.environ.get(name) for name in small_world.environ}
+    os.environ.update(small_world.environ)
+    try:
+        prepare_manifest(force=True)
+        defs = build_definitions(load_settings())
+        with DagsterInstance.ephemeral() as instance:
+            result = defs.resolve_job_def(NIGHTLY_JOB).execute_in_process(
+                instance=instance, tags={AS_OF_TAG: AS_OF.isoformat()}, raise_on_error=False
+            )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return small_world, result
+
+
+def require_system_tool(path: str, install_hint: str) -> None:
+    """Skip when a system package is missing on a developer's machine; fail in CI, where it must be there."""
+    if Path(path).exists():
+        return
+    message = f"{path} is missing: install it with `{install_hint}`"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)

@@ -1,0 +1,515 @@
+"""The synthetic retailer: determinism, the latent process against its parameters, and the file contract.
+
+Statistical checks use tolerances from the sample size (a z-score or a KS p-value), not tuned constants. The
+generated worlds are small (10,000 customers) and made once per module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from pipelines.demo_data import EFFECTS, Params, generate
+
+AS_OF = dt.date(2025, 1, 1)
+CUSTOMERS = 10_000
+PARAMS = Params()
+Z = 4.0  # |z| beyond 4 happens by chance about once in 16,000 checks
+KS_ALPHA = 1e-3
+
+ERP = "delim=';', decimal_separator=',', header=true, dateformat='%Y-%m-%d', timestampformat='%Y-%m-%d %H:%M:%S'"
+CRM = "delim=',', quote='\"', header=true, all_varchar=true"
+ASTERISK = "delim=',', quote='\"', header=false, timestampformat='%Y-%m-%d %H:%M:%S'"
+TOOL = "delim=',', quote='\"', header=true, dateformat='%Y-%m-%d', timestampformat='%Y-%m-%dT%H:%M:%SZ'"
+
+
+class World:
+    """One generated world and readers that use exactly the dialects docs/demo_data.md states."""
+
+    def __init__(self, root: Path, customers: int, seed: int, effects: frozenset[str]):
+        self.landing = root / "landing"
+        self.truth = root / "truth"
+        self.summary = generate(customers, seed, AS_OF, self.landing, effects=effects)
+        self.con = duckdb.connect()
+        self._cache: dict[str, pl.DataFrame] = {}
+
+    def csv(self, name: str, options: str) -> pl.DataFrame:
+        if name not in self._cache:
+            path = self.landing / name
+            self._cache[name] = self.con.sql(f"select * from read_csv('{path}', {options})").pl()
+        return self._cache[name]
+
+    def erp(self, name: str) -> pl.DataFrame:
+        return self.csv(f"erp/{name}.csv", ERP)
+
+    def crm(self, name: str) -> pl.DataFrame:
+        return self.csv(f"crm/{name}.csv", CRM)
+
+    def tool(self, name: str) -> pl.DataFrame:
+        return self.csv(name, TOOL)
+
+    def calls(self) -> pl.DataFrame:
+        return self.csv("callcenter/Master.csv", ASTERISK + ", all_varchar=true")
+
+    def people(self) -> pl.DataFrame:
+        return pl.read_parquet(self.truth / "people.parquet")
+
+    def identity(self) -> pl.DataFrame:
+        return pl.read_parquet(self.truth / "identity.parquet")
+
+    def buyers(self) -> pl.DataFrame:
+        return self.people().filter(pl.col("erp_customer_no").is_not_null())
+
+    def order_values_eur(self) -> pl.DataFrame:
+        """Order totals from the lines, converted to EUR with the ERP's monthly rates."""
+        totals = self.erp("order_lines").group_by("order_no").agg(pl.col("line_amount").sum().alias("amount"))
+        return (
+            self.erp("orders")
+            .join(totals, on="order_no")
+            .with_columns(pl.col("ordered_at").dt.truncate("1mo").dt.date().alias("rate_month"))
+            .join(self.erp("exchange_rates"), on=["currency_code", "rate_month"], how="left")
+            .with_columns((pl.col("amount") * pl.col("eur_per_unit")).alias("value_eur"))
+        )
+
+    def contact_customer(self) -> pl.DataFrame:
+        """contact_id -> customer_no of the same true person (from the identity truth)."""
+        identity = self.identity()
+        contacts = identity.filter(pl.col("source_table") == "contacts").select(
+            pl.col("source_record_id").alias("contact_id"), "person_id"
+        )
+        customers = identity.filter(pl.col("source_table") == "customers").select(
+            pl.col("source_record_id").alias("customer_no"), "person_id"
+        )
+        return contacts.join(customers, on="person_id", how="left")
+
+
+@pytest.fixture(scope="module")
+def pure(tmp_path_factory) -> World:
+    return World(tmp_path_factory.mktemp("pure"), CUSTOMERS, 11, frozenset())
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory) -> World:
+    return World(tmp_path_factory.mktemp("full"), CUSTOMERS, 11, EFFECTS)
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def z_mean(differences: np.ndarray) -> float:
+    """z-score of the mean of independent differences against 0, with their sample standard deviation."""
+    return float(differences.mean() / (differences.std(ddof=1) / np.sqrt(len(differences))))
+
+
+# --- determinism -------------------------------------------------------------------------------------------
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_differs(tmp_path):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        generate(1_500, seed, AS_OF, tmp_path / name / "landing")
+    a, b, c = (file_hashes(tmp_path / name) for name in "abc")
+    assert len(a) > 60  # landing csv files, one parquet per month of web events, the truth
+    assert a == b
+    differing = {key for key in a if a[key] != c.get(key)}
+    assert {"landing/erp/orders.csv", "landing/crm/contacts.csv", "truth/people.parquet"} <= differing
+
+
+def test_summary_counts_rows_of_every_file(full):
+    summary = full.summary
+    for key, rows in summary.rows.items():
+        path = summary.path(key)
+        assert path.exists(), key
+        if key.endswith(".parquet"):
+            assert pl.read_parquet(path).height == rows, key
+    assert summary.rows["erp/customers.csv"] == CUSTOMERS
+    assert summary.rows["erp/order_lines.csv"] == full.erp("order_lines").height
+
+
+def test_unknown_effect_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="loyalty"):
+        generate(100, 1, AS_OF, tmp_path / "landing", effects=frozenset({"loyalty"}))
+
+
+# --- the latent process against its parameters (all effects off) ----------------------------------------------
+
+
+def test_latent_parameters_follow_their_distributions(pure):
+    buyers = pure.buyers()
+    assert buyers.height == CUSTOMERS
+    gamma_lambda = stats.gamma(PARAMS.r, scale=1 / PARAMS.alpha)
+    assert stats.kstest(buyers["lambda_per_day"], gamma_lambda.cdf).pvalue > KS_ALPHA
+    assert stats.kstest(buyers["p_dropout"], stats.beta(PARAMS.a, PARAMS.b).cdf).pvalue > KS_ALPHA
+    assert stats.kstest(buyers["spend_nu"], stats.gamma(PARAMS.q, scale=1 / PARAMS.gamma).cdf).pvalue > KS_ALPHA
+    lam = buyers["lambda_per_day"].to_numpy()
+    assert abs(lam.mean() - PARAMS.r / PARAMS.alpha) < Z * gamma_lambda.std() / np.sqrt(len(lam))
+
+
+def _repeat_purchases(world: World) -> pl.DataFrame:
+    cutoff = dt.datetime.combine(AS_OF, dt.time())
+    counts = (
+        world.erp("orders")
+        .group_by("customer_no")
+        .agg((pl.len() - 1).alias("repeats"), pl.col("ordered_at").min().alias("first"), pl.col("ordered_at").max())
+    )
+    return (
+        world.buyers()
+        .join(counts, left_on="erp_customer_no", right_on="customer_no")
+        .with_columns(((pl.lit(cutoff) - pl.col("first")).dt.total_seconds() / 86_400).alias("T"))
+    )
+
+
+def test_repeat_purchases_and_survival_match_bgnbd(pure):
+    frame = _repeat_purchases(pure)
+    lam, p, T = (frame[c].to_numpy() for c in ("lambda_per_day", "p_dropout", "T"))
+    # Fader, Hardie & Lee (2005): given lambda and p, E[X(T)] = (1 - exp(-lambda p T)) / p, P(alive) = exp(-lambda p T)
+    expected = -np.expm1(-lam * p * T) / p
+    assert abs(z_mean(frame["repeats"].to_numpy() - expected)) < Z
+    alive_probability = np.exp(-lam * p * T)
+    alive = frame["is_alive_at_cutoff"].to_numpy()
+    z = (alive.sum() - alive_probability.sum()) / np.sqrt((alive_probability * (1 - alive_probability)).sum())
+    assert abs(z) < Z
+
+
+def test_pure_dropout_happens_only_right_after_a_repeat_purchase(pure):
+    frame = _repeat_purchases(pure).filter(pl.col("dropout_on") < AS_OF)
+    assert frame.height > 1_000
+    assert (frame["dropout_on"] == frame["ordered_at"].dt.date()).all()
+    assert (frame["repeats"] >= 1).all()
+
+
+def test_order_values_follow_gamma_gamma(pure):
+    orders = pure.order_values_eur().join(
+        pure.buyers().select("erp_customer_no", "spend_nu"), left_on="customer_no", right_on="erp_customer_no"
+    )
+    assert orders["value_eur"].null_count() == 0
+    # z ~ Gamma(p_spend, rate nu)  =>  z * nu ~ Gamma(p_spend, 1) (Colombo & Jiang 1999)
+    scaled = (orders["value_eur"] * orders["spend_nu"]).to_numpy()
+    assert stats.kstest(scaled, stats.gamma(PARAMS.p_spend).cdf).pvalue > KS_ALPHA
+    ratio = scaled / PARAMS.p_spend  # mean 1, variance 1 / p_spend
+    assert abs(ratio.mean() - 1) < Z / np.sqrt(PARAMS.p_spend * len(ratio))
+
+
+def test_oracle_predicts_the_future_window(pure):
+    buyers = pure.buyers()
+    difference = (buyers["actual_purchases_6m"] - buyers["expected_purchases_6m"]).to_numpy()
+    assert abs(z_mean(difference)) < Z
+    spend = (buyers["actual_spend_6m"] - buyers["expected_spend_6m"]).to_numpy()
+    assert abs(z_mean(spend)) < Z
+    assert (buyers.filter(~pl.col("is_alive_at_cutoff"))["expected_purchases_6m"] == 0).all()
+
+
+def test_truth_parameters_are_recorded(pure):
+    document = json.loads((pure.truth / "params.json").read_text(encoding="utf-8"))
+    assert document["effects"] == []
+    assert document["seed"] == 11 and document["customers"] == CUSTOMERS and document["as_of"] == "2025-01-01"
+    assert document["params"]["r"] == PARAMS.r and document["params"]["p_spend"] == PARAMS.p_spend
+
+
+# --- exports reconcile with the truth ------------------------------------------------------------------------
+
+
+def test_orders_and_lines_reconcile_with_truth(full):
+    orders, lines = full.erp("orders"), full.erp("order_lines")
+    customers = full.erp("customers")
+    assert customers["customer_no"].is_unique().all()
+    assert orders["order_no"].is_unique().all()
+    assert orders["customer_no"].is_in(customers["customer_no"].implode()).all()
+    assert lines["order_no"].is_in(orders["order_no"].implode()).all()
+    assert orders["order_no"].is_in(lines["order_no"].implode()).all()
+    cents = (lines["quantity"] * (lines["unit_price"] * 100).round(0) - (lines["line_amount"] * 100).round(0)).abs()
+    assert cents.max() == 0
+    assert (lines["line_amount"] > 0).all()
+    numbering = lines.group_by("order_no").agg(pl.col("line_no").sort().alias("n"), pl.len().alias("count"))
+    assert numbering.select(pl.col("n").list.last() == pl.col("count")).to_series().all()
+    assert lines.height / customers.height == pytest.approx(10, rel=0.2)
+    per_person = orders.group_by("customer_no").agg(pl.len().alias("orders"), pl.col("ordered_at").min())
+    joined = full.buyers().join(per_person, left_on="erp_customer_no", right_on="customer_no", how="left")
+    assert (joined["orders"] == joined["purchases_before_cutoff"]).all()
+    assert (joined["ordered_at"].dt.date() == joined["acquired_on"]).all()
+
+
+def test_returns_refer_to_lines_and_never_exceed_them(full):
+    returns = full.erp("returns").join(full.erp("order_lines"), on=["order_no", "line_no"], how="left")
+    assert returns["sku_right"].null_count() == 0 and (returns["sku"] == returns["sku_right"]).all()
+    assert (returns["quantity"] <= returns["quantity_right"]).all()
+    assert returns.select(pl.struct("order_no", "line_no").is_unique().all()).item()
+    assert (returns["returned_on"] < AS_OF).all()
+
+
+def test_future_orders_stay_out_of_the_landing_files(full):
+    orders = full.erp("orders")
+    future = pl.read_parquet(full.truth / "future_orders.parquet")
+    assert future.height > 0
+    assert (orders["ordered_at"] < dt.datetime.combine(AS_OF, dt.time())).all()
+    assert (future["ordered_at"] >= dt.datetime.combine(AS_OF, dt.time())).all()
+    assert not future["order_no"].is_in(orders["order_no"].implode()).any()
+    per_person = future.group_by("person_id").agg(pl.len().alias("n"), pl.col("order_value_eur").sum())
+    joined = full.people().join(per_person, on="person_id", how="left").fill_null(0)
+    assert (joined["n"] == joined["actual_purchases_6m"]).all()
+    assert (joined["order_value_eur"] - joined["actual_spend_6m"]).abs().max() < 0.01 * 50
+
+
+def test_identity_truth_covers_every_record_of_a_known_person(full):
+    identity = full.identity()
+    assert identity.select(pl.struct("source_table", "source_record_id").is_unique().all()).item()
+    assert identity["person_id"].is_in(full.people()["person_id"].implode()).all()
+
+    def ids(table: str) -> set[str]:
+        return set(identity.filter(pl.col("source_table") == table)["source_record_id"])
+
+    assert ids("customers") == set(full.erp("customers")["customer_no"])
+    assert ids("contacts") == set(full.crm("contacts")["ID"])
+    sessions = full.tool("web/sessions.csv")
+    logged_in = set(sessions.filter(pl.col("customer_no").is_not_null())["session_id"])
+    assert logged_in <= ids("sessions") < set(sessions["session_id"])  # anonymous visitors exist
+    assert ids("Master") < set(full.calls()["column16"])  # callers nobody knows exist
+    # a CRM contact carrying an ERP number is the same person as that ERP customer
+    linked = full.crm("contacts").filter(pl.col("ERP Customer No").is_not_null())
+    check = linked.join(full.contact_customer(), left_on="ID", right_on="contact_id")
+    assert check.height == linked.height and (check["ERP Customer No"] == check["customer_no"]).all()
+
+
+# --- marketing: random controls, consent -------------------------------------------------------------------
+
+
+def _members_with_history(world: World) -> pl.DataFrame:
+    members = world.tool("marketing/campaign_members.csv").join(world.tool("marketing/campaigns.csv"), on="campaign_id")
+    members = members.join(world.contact_customer(), on="contact_id", how="left")
+    orders = world.erp("orders").select("customer_no", pl.col("ordered_at").dt.date().alias("day"))
+    joined = members.join(orders, on="customer_no", how="left")
+    before = (pl.col("day") < pl.col("starts_on")) & (pl.col("day") >= pl.col("starts_on") - pl.duration(days=365))
+    during = (pl.col("day") >= pl.col("starts_on")) & (pl.col("day") <= pl.col("ends_on"))
+    return joined.group_by("campaign_id", "contact_id", "member_group", "control_share").agg(
+        before.sum().alias("orders_before"), during.sum().alias("orders_during")
+    )
+
+
+def _stratified_z(members: pl.DataFrame, column: str) -> tuple[float, list[float]]:
+    """Target minus control mean of ``column`` per campaign, combined with inverse-variance weights."""
+    weights, weighted, per_campaign = 0.0, 0.0, []
+    for (_,), group in members.group_by(["campaign_id"], maintain_order=True):
+        target = group.filter(pl.col("member_group") == "target")[column].to_numpy().astype(float)
+        control = group.filter(pl.col("member_group") == "control")[column].to_numpy().astype(float)
+        if len(control) < 30 or len(target) < 30:
+            continue
+        variance = target.var(ddof=1) / len(target) + control.var(ddof=1) / len(control)
+        if variance == 0:
+            continue
+        difference = target.mean() - control.mean()
+        per_campaign.append(difference / np.sqrt(variance))
+        weights += 1 / variance
+        weighted += difference / variance
+    return weighted / np.sqrt(weights), per_campaign
+
+
+def test_control_groups_are_random_and_sized_as_planned(full):
+    members = _members_with_history(full)
+    campaigns = full.tool("marketing/campaigns.csv")
+    assert campaigns.height >= 12
+    assert set(campaigns["channel"]) == {"email", "sms", "phone"}
+    shares = members.group_by("campaign_id", "control_share").agg(
+        (pl.col("member_group") == "control").mean().alias("share"), pl.len().alias("n")
+    )
+    for row in shares.iter_rows(named=True):
+        sd = np.sqrt(row["control_share"] * (1 - row["control_share"]) / row["n"])
+        assert abs(row["share"] - row["control_share"]) < Z * sd, row
+    overall, per_campaign = _stratified_z(members, "orders_before")
+    assert abs(overall) < Z
+    assert max(abs(z) for z in per_campaign) < Z + 0.5  # sixteen looks: allow for the multiplicity
+
+
+def test_control_members_receive_nothing(full):
+    members = full.tool("marketing/campaign_members.csv")
+    sends = full.tool("marketing/sends.csv")
+    joined = sends.join(members, on=["campaign_id", "contact_id"], how="left")
+    assert joined["member_group"].null_count() == 0
+    assert (joined["member_group"] == "target").all()
+    responses = full.tool("marketing/responses.csv")
+    assert responses["send_id"].is_in(sends["send_id"].implode()).all()
+    assert set(responses["response_type"]) == {"open", "click", "conversion", "unsubscribe"}
+
+
+def test_treated_customers_buy_more_than_their_control_twins_only_with_the_effect(full, pure):
+    z_on, _ = _stratified_z(_members_with_history(full), "orders_during")
+    z_off, _ = _stratified_z(_members_with_history(pure), "orders_during")
+    assert z_on > 3  # one-sided: the effect must show, at p < 0.0015
+    assert abs(z_off) < Z
+
+
+def test_sends_respect_consent(full):
+    sends = full.tool("marketing/sends.csv")
+    consents = full.tool("marketing/consents.csv")
+    assert consents.height == 3 * full.crm("contacts").height
+    joined = sends.join(consents, on=["contact_id", "channel"], how="left")
+    assert joined["status"].null_count() == 0
+    allowed = (pl.col("status") == "opt_in") | (pl.col("updated_at") > pl.col("sent_at"))
+    assert joined.select(allowed.all()).item()
+    assert (consents["status"] == "opt_out").any()
+
+
+# --- effects -----------------------------------------------------------------------------------------------
+
+
+def test_categories_come_in_baskets_only_with_the_affinities_effect(full, pure):
+    affinity = pl.read_parquet(full.truth / "category_affinity.parquet")
+    assert affinity.height > 20 and affinity["lift"].median() > 1.5
+    assert pl.read_parquet(pure.truth / "category_affinity.parquet").height == 0
+
+
+def test_tier_at_cutoff_follows_trailing_twelve_month_spend(full):
+    cutoff = dt.datetime.combine(AS_OF, dt.time())
+    recent = full.order_values_eur().filter(pl.col("ordered_at") >= cutoff - dt.timedelta(days=365))
+    spend = recent.group_by("customer_no").agg(pl.col("value_eur").sum())
+    joined = full.buyers().join(spend, left_on="erp_customer_no", right_on="customer_no", how="left").fill_null(0.0)
+    thresholds = np.asarray(PARAMS.tier_thresholds_eur)
+    value = joined["value_eur"].to_numpy()
+    tier = np.asarray(["bronze", "silver", "gold", "platinum"])[np.searchsorted(thresholds, value, side="right")]
+    near = np.abs(value[:, None] - thresholds[None, :]).min(axis=1) < 0.5  # cents of rounding, a DST hour
+    assert ((tier == joined["tier_at_cutoff"].to_numpy()) | near).all()
+    assert set(tier) == {"bronze", "silver", "gold", "platinum"}
+
+
+# --- the file contract ---------------------------------------------------------------------------------------
+
+
+SPEC_HEADERS = {
+    "erp/customers.csv": "customer_no;first_name;last_name;email;phone;street;postcode;city;country_code;created_on;"
+    "currency_code",
+    "erp/products.csv": "sku;product_name;department;category;subcategory;list_price;unit_cost;currency_code;"
+    "launched_on",
+    "erp/orders.csv": "order_no;customer_no;ordered_at;sales_channel;store_code;currency_code;order_status",
+    "erp/order_lines.csv": "order_no;line_no;sku;quantity;unit_price;line_amount",
+    "erp/returns.csv": "return_no;order_no;line_no;sku;returned_on;quantity;refund_amount;reason",
+    "erp/exchange_rates.csv": "currency_code;rate_month;eur_per_unit",
+    "crm/contacts.csv": '"ID","ERP Customer No","First Name","Last Name","Email Address","Mobile Phone","Office Phone",'
+    '"Primary Address Postalcode","Primary Address City","Primary Address Country","Lead Source","Date Created",'
+    '"Date Modified"',
+    "crm/cases.csv": '"Case Number","ID","Contact ID","Subject","Category","Product SKU","Priority","Status",'
+    '"Date Created","Date Closed","Satisfaction"',
+    "marketing/campaigns.csv": "campaign_id,name,channel,objective,offer_category,starts_on,ends_on,control_share",
+    "marketing/campaign_members.csv": "campaign_id,contact_id,email,phone,member_group,assigned_at",
+    "marketing/sends.csv": "send_id,campaign_id,contact_id,channel,address,sent_at",
+    "marketing/responses.csv": "response_id,send_id,response_type,responded_at",
+    "marketing/consents.csv": "contact_id,channel,status,updated_at",
+    "web/sessions.csv": "session_id,visitor_id,customer_no,started_at,ended_at,device,utm_source,landing_page",
+}
+
+
+def test_headers_encodings_and_line_endings_are_as_specified(full):
+    for name, header in SPEC_HEADERS.items():
+        raw = (full.landing / name).read_bytes()
+        text = raw.decode("utf-8")  # strict: every file is UTF-8
+        if name.startswith("crm/"):
+            assert raw.startswith(b"\xef\xbb\xbf"), name
+            assert text[1:].split("\r\n", 1)[0] == header, name
+            assert raw.count(b"\n") == raw.count(b"\r\n"), name
+        else:
+            assert not raw.startswith(b"\xef\xbb\xbf") and b"\r" not in raw, name
+            assert text.split("\n", 1)[0] == header, name
+    master = (full.landing / "callcenter/Master.csv").read_bytes().decode("utf-8")
+    assert not master.startswith('"accountcode"') and b"\r" not in master.encode()
+
+
+def test_every_landing_file_parses_with_the_stated_dialect(full):
+    types = {column: dtype for column, dtype in full.erp("orders").schema.items()}
+    assert types["ordered_at"] == pl.Datetime("us")
+    assert full.erp("order_lines").schema["line_amount"] == pl.Float64
+    assert full.erp("customers").schema["created_on"] == pl.Date
+    assert full.erp("products").schema["list_price"] == pl.Float64
+    assert full.erp("returns").schema["refund_amount"] == pl.Float64
+    assert full.erp("exchange_rates").filter(pl.col("currency_code") == "EUR")["eur_per_unit"].eq(1.0).all()
+    crm_time = "%m/%d/%Y %I:%M %p"
+    for name, column in (("contacts", "Date Created"), ("cases", "Date Created"), ("cases", "Date Closed")):
+        values = full.crm(name)[column].drop_nulls()
+        parsed = values.str.strptime(pl.Datetime, "%m/%d/%Y %I:%M %P", strict=True)
+        assert parsed.null_count() == 0 and values.str.contains(" (am|pm)$").all(), name
+        assert full.con.sql(f"select strptime('{values[0]}', '{crm_time}')").fetchall()[0][0] is not None
+    calls = full.con.sql(f"select * from read_csv('{full.landing / 'callcenter/Master.csv'}', {ASTERISK})").pl()
+    assert calls.width == 18
+    assert calls["column09"].dtype == pl.Datetime("us") and calls["column12"].dtype == pl.Int64
+    assert set(calls["column08"]) == {"sales", "support", "returns"}
+    assert set(calls["column14"]) == {"ANSWERED", "NO ANSWER", "BUSY", "FAILED"}
+    assert calls.filter(pl.col("column14") != "ANSWERED")["column10"].null_count() > 0
+    for name, column in (
+        ("marketing/campaign_members.csv", "assigned_at"),
+        ("marketing/sends.csv", "sent_at"),
+        ("marketing/responses.csv", "responded_at"),
+        ("marketing/consents.csv", "updated_at"),
+        ("web/sessions.csv", "started_at"),
+    ):
+        assert full.tool(name).schema[column] == pl.Datetime("us"), name
+    assert full.tool("marketing/campaigns.csv").schema["starts_on"] == pl.Date
+    months = sorted((full.landing / "web/events").glob("events_*.parquet"))
+    assert len(months) >= 47
+    events = full.con.sql(f"select * from read_parquet('{full.landing / 'web/events'}/*.parquet')").pl()
+    assert events.columns == ["event_id", "session_id", "event_at", "event_type", "sku"]
+    assert events["event_id"].is_unique().all()
+    assert set(events["event_type"]) == {"page_view", "product_view", "add_to_cart", "checkout"}
+    assert events.filter(pl.col("event_type") == "page_view")["sku"].null_count() > 0
+    assert events.filter(pl.col("event_type") == "add_to_cart")["sku"].null_count() == 0
+    assert events["session_id"].is_in(full.tool("web/sessions.csv")["session_id"].implode()).all()
+    first = pl.read_parquet(months[0])
+    label = months[0].stem.removeprefix("events_")
+    assert (first["event_at"].dt.strftime("%Y-%m") == label).all()
+
+
+def test_data_is_messy_where_real_data_is_messy(full):
+    contacts = full.crm("contacts")
+    email = contacts["Email Address"].fill_null("")
+    assert (email != email.str.to_lowercase()).any()
+    assert (email != email.str.strip_chars()).any()
+    assert email.is_in(["noemail@example.com", "n/a", ""]).any()
+    mobile = contacts["Mobile Phone"].fill_null("")
+    assert mobile.str.starts_with("+").any() and mobile.str.starts_with("00").any()
+    assert mobile.str.contains(r"^\(\d{3}\) \d{3}-\d{4}$").any() and mobile.str.contains(r"^0\d ").any()
+    assert mobile.is_in(["0000000000", ""]).any()
+    per_person = full.identity().filter(pl.col("source_table") == "contacts").group_by("person_id").len()
+    assert (per_person["len"] == 2).any()  # duplicate contacts
+    assert contacts["ERP Customer No"].null_count() > 0  # leads and unlinked contacts
+    contact_people = set(per_person["person_id"])
+    assert not set(full.buyers()["person_id"]) <= contact_people  # buyers without a CRM contact
+    leads = full.people().filter(pl.col("erp_customer_no").is_null())
+    assert leads.height == pytest.approx(0.1 * CUSTOMERS, rel=0.01)
+    names = "".join(full.erp("customers")["first_name"].to_list() + full.erp("customers")["last_name"].to_list())
+    assert any(c in names for c in "éñüßç")
+    assert full.tool("web/sessions.csv")["customer_no"].null_count() > 0
+
+
+@pytest.mark.slow
+def test_a_bgnbd_and_gamma_gamma_fit_recovers_the_parameters(tmp_path):
+    lifetimes = pytest.importorskip("lifetimes")
+    world = World(tmp_path, 50_000, 5, frozenset())
+    orders = world.order_values_eur().sort("ordered_at")
+    cutoff = dt.datetime.combine(AS_OF, dt.time())
+    days = (pl.col("ordered_at") - pl.lit(cutoff)).dt.total_seconds() / 86_400
+    summary = (
+        orders.with_columns(days.alias("d"))
+        .group_by("customer_no")
+        .agg(
+            (pl.len() - 1).alias("frequency"),
+            (pl.col("d").max() - pl.col("d").min()).alias("recency"),
+            (-pl.col("d").min()).alias("T"),
+            pl.col("value_eur").slice(1).mean().alias("monetary"),
+        )
+        .to_pandas()
+    )
+    bgnbd = lifetimes.BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"])
+    for name, value in (("r", PARAMS.r), ("alpha", PARAMS.alpha), ("a", PARAMS.a), ("b", PARAMS.b)):
+        assert bgnbd.params_[name] == pytest.approx(value, rel=0.1), name
+    repeat = summary[summary["frequency"] > 0]
+    spend = lifetimes.GammaGammaFitter().fit(repeat["frequency"], repeat["monetary"])
+    for name, value in (("p", PARAMS.p_spend), ("q", PARAMS.q), ("v", PARAMS.gamma)):
+        assert spend.params_[name] == pytest.approx(value, rel=0.1), name

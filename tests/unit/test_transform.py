@@ -1,0 +1,36 @@
+import json
+from datetime import date
+
+from pipelines.ingest.contracts import load_contracts
+from pipelines.settings import load_settings
+from pipelines.transform.assets import CrmDbtTranslator, dbt_build_args
+from pipelines.transform.project import dbt_project, prepare_manifest
+
+
+def test_the_dbt_command_carries_the_cutoff_and_the_business_settings():
+    settings = load_settings({"CRM_CURRENCY": "GBP", "CRM_TIER_GOLD_MIN_SPEND": "1500"})
+    command, flag, variables = dbt_build_args(settings, date(2026, 6, 30))
+    assert (command, flag) == ("build", "--vars")
+    variables = json.loads(variables)
+    assert variables["as_of"] == "2026-06-30"
+    assert variables["reporting_currency"] == "GBP"
+    assert variables["tier_gold_min_spend"] == 1500
+
+
+def test_every_contract_is_a_dbt_source_with_the_ingest_assets_key():
+    prepare_manifest()
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    translator = CrmDbtTranslator()
+    source_keys = {translator.get_asset_key(source).to_user_string() for source in manifest["sources"].values()}
+    contract_keys = {f"raw/{contract.source}/{contract.table}" for contract in load_contracts()}
+    assert source_keys == contract_keys
+    identifiers = {source["identifier"] for source in manifest["sources"].values()}
+    assert identifiers == {contract.name for contract in load_contracts()}
+
+
+def test_every_source_table_has_a_staging_model():
+    prepare_manifest()
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    staged = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
+    for contract in load_contracts():
+        assert f"stg_{contract.source}__{contract.table}" in staged
