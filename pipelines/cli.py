@@ -70,6 +70,89 @@ def demo_data(
 
 
 @main.command()
+def contracts() -> None:
+    """List the source contracts: built-in ones and yours (the contracts_dir setting)."""
+    from pipelines.ingest.contracts import BUILT_IN_DIR, load_contracts
+
+    settings = load_settings()
+    found = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
+    click.echo(
+        f"{'contract':<32} {'format':<8} {'files (glob under the landing zone)':<36} {'cols':>4} {'found':>5}  from"
+    )
+    for contract in found:
+        origin = "built-in" if contract.path.is_relative_to(BUILT_IN_DIR) else str(contract.path)
+        matching = len(contract.matching_files(settings.landing_dir))
+        columns = len(contract.columns)
+        click.echo(
+            f"{contract.name:<32} {contract.format:<8} {contract.files:<36} {columns:>4} {matching:>5}  {origin}"
+        )
+    click.echo(f"\nLanding zone: {settings.landing_dir}; your contracts: {settings.contracts_dir} (docs/contracts.md)")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--contract",
+    "contract_name",
+    required=True,
+    help="Contract name (erp__orders or erp/orders), or the path of a contract file you are writing.",
+)
+@click.option("--show", type=int, default=20, show_default=True, help="Quarantined rows to list.")
+def validate(file: Path, contract_name: str, show: int) -> None:
+    """Check FILE against a contract without loading it: what would load, be quarantined, and why."""
+    import duckdb
+
+    from pipelines.ingest import ledger
+    from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError, find_contract, load_contract
+    from pipelines.ingest.expectations import validate_loads
+    from pipelines.ingest.loader import create_raw_table, load_file
+
+    settings = load_settings()
+    try:
+        as_path = Path(contract_name)
+        contract = (
+            load_contract(as_path.resolve())
+            if as_path.suffix == ".yaml" and as_path.is_file()
+            else find_contract(contract_name, BUILT_IN_DIR, settings.contracts_dir)
+        )
+    except ContractError as error:
+        raise click.BadParameter(str(error), param_hint="--contract") from error
+    connection = duckdb.connect()  # in memory: the warehouse is never touched
+    ledger.ensure_tables(connection)
+    create_raw_table(connection, contract)
+    file = file.resolve()
+    load = load_file(connection, contract, file, file.parent, "validate")
+    click.echo(f"{file} under contract {contract.name} ({contract.path}):")
+    if load.status == "refused":
+        click.echo(f"  REFUSED: {load.message}")
+        click.echo(f"  {load.rows_read:,} rows would be held back; nothing would load.")
+        sys.exit(1)
+    click.echo(
+        f"  {load.rows_read:,} rows read: {load.rows_loaded:,} would load, "
+        f"{load.rows_quarantined:,} would be quarantined"
+    )
+    reasons = connection.execute(
+        "select column_name, regexp_replace(reason, '''.*''', '...') as why, count(*), min(row_number) "
+        "from meta.quarantine group by all order by 3 desc"
+    ).fetchall()
+    for column, why, count, first in reasons:
+        click.echo(f"    {count:>8,} x {column or '(record)'}: {why} (first at row {first})")
+    rows = connection.execute(
+        "select row_number, column_name, reason from meta.quarantine order by row_number limit ?", [show]
+    ).fetchall()
+    for row_number, column, reason in rows:
+        click.echo(f"    row {row_number}: {column or '(record)'}: {reason}")
+    if load.unknown_columns:
+        click.echo(f"  columns not in the contract (would be kept in _extra): {', '.join(load.unknown_columns)}")
+    validation = validate_loads(connection, contract, [load])
+    click.echo(f"  expectations: {len(validation.outcomes)} checked, {len(validation.failures)} failed")
+    for outcome in validation.failures:
+        click.echo(f"    {outcome.describe()}")
+    if validation.blocking_failures:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--as-of", "as_of", callback=_date, default=None, help="Cutoff date [today in the settings' timezone].")
 def run(as_of: date | None) -> None:
     """Run the whole nightly job now, in this process: ingest, dbt build, scores, publish."""
@@ -102,10 +185,17 @@ def run(as_of: date | None) -> None:
         )
     click.echo("")
     click.echo(f"Run {result.run_id}: {'succeeded' if result.success else 'FAILED'} (step output: {step_log})")
-    for key in sorted(tally.rows_loaded):
-        quarantined = tally.rows_quarantined.get(key, 0)
-        note = f", {quarantined:,} quarantined" if quarantined else ""
-        click.echo(f"  {key:<32} {tally.rows_loaded[key]:>12,} rows loaded{note}")
+    for key, figures in sorted(tally.ingest.items()):
+        notes = [
+            f"{figures[name]:,} {label}"
+            for name, label in (
+                ("rows_quarantined", "rows quarantined"),
+                ("files_unchanged", "files unchanged"),
+                ("files_refused", "files REFUSED"),
+            )
+            if figures[name]
+        ]
+        click.echo(f"  {key:<32} {figures['rows_loaded']:>12,} rows loaded{'; ' + ', '.join(notes) if notes else ''}")
     dbt_models = [key for key in tally.materialized if not key.startswith(("raw/", "ml/", "published"))]
     click.echo(
         f"  dbt: {len(dbt_models)} models built; "

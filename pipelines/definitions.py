@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.ingest.assets import build_ingest_asset
-from pipelines.ingest.contracts import load_contracts
+from pipelines.ingest.contracts import BUILT_IN_DIR, load_contracts
+from pipelines.ingest.sensors import build_landing_sensor
 from pipelines.ml.assets import build_ml_assets
 from pipelines.publish.assets import build_publish_asset
 from pipelines.publish.schedules import build_nightly_schedule
@@ -19,7 +20,8 @@ NIGHTLY_JOB = "nightly"
 
 def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
     prepare_manifest()
-    ingest = [build_ingest_asset(contract) for contract in load_contracts()]
+    contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
+    ingest = [build_ingest_asset(contract) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
     ml = build_ml_assets(settings.today, settings.rfm_window_days)
     publish = build_publish_asset([*ingest, dbt_models, *ml], settings.today)
@@ -28,6 +30,11 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
         assets=[*ingest, dbt_models, *ml, publish],
         jobs=[nightly],
         schedules=[build_nightly_schedule(nightly, settings.nightly_cron, settings.timezone)],
+        sensors=[
+            build_landing_sensor(
+                nightly, contracts, settings.landing_dir, settings.sensor_interval_seconds, settings.today
+            )
+        ],
         resources={
             "warehouse": Warehouse(
                 path=str(settings.warehouse_path),

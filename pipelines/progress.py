@@ -15,8 +15,7 @@ import dagster as dg
 class RunTally:
     """Counts gathered from the run's events for the closing summary."""
 
-    rows_loaded: dict[str, int] = dataclasses.field(default_factory=dict)
-    rows_quarantined: dict[str, int] = dataclasses.field(default_factory=dict)
+    ingest: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     materialized: list[str] = dataclasses.field(default_factory=list)
     checks_passed: int = 0
     checks_failed: list[str] = dataclasses.field(default_factory=list)
@@ -57,7 +56,9 @@ class ProgressHandler(logging.Handler):
         elif kind == "STEP_FAILURE":
             self.tally.failed_steps.append(event.step_key)
             error = event.event_specific_data.error
-            message = error.message.strip() if error else "unknown error"
+            while error is not None and error.cause is not None:  # Dagster wraps the asset's own exception
+                error = error.cause
+            message = error.message.strip().splitlines()[0] if error else "unknown error"
             self._say(f"  FAILED {event.step_key}: {message}")
 
     def _materialized(self, materialization: dg.AssetMaterialization) -> None:
@@ -66,8 +67,10 @@ class ProgressHandler(logging.Handler):
         metadata = materialization.metadata
         rows = metadata.get("dagster/row_count") or metadata.get("rows_loaded")
         if key.startswith("raw/") and "rows_loaded" in metadata:
-            self.tally.rows_loaded[key] = metadata["rows_loaded"].value
-            self.tally.rows_quarantined[key] = metadata["rows_quarantined"].value
+            self.tally.ingest[key] = {
+                name: metadata[name].value
+                for name in ("rows_loaded", "rows_quarantined", "files_loaded", "files_unchanged", "files_refused")
+            }
         detail = f" ({rows.value:,} rows)" if rows is not None else ""
         self._say(f"  done {key}{detail}")
 

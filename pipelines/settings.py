@@ -28,8 +28,10 @@ class SettingsError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Settings:
     landing_dir: Path
+    contracts_dir: Path
     warehouse_path: Path
     published_dir: Path
+    sensor_interval_seconds: int
     keep_snapshots: int
     dagster_home: Path
     currency: str

@@ -1,0 +1,100 @@
+"""The load ledger (meta.load_ledger) and the quarantine (meta.quarantine): the bookkeeping of every file.
+
+The ledger holds one row per version of a file: its content hash, size, rows read, loaded, quarantined and
+replaced, its status (``loaded``, ``refused``, or ``replaced`` once a corrected delivery superseded it), when and
+by which run. For every row: rows_read = rows_loaded + rows_quarantined.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+if TYPE_CHECKING:
+    from pipelines.ingest.loader import FileLoad
+
+META_SCHEMA = "meta"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """The ledger's current version of a file."""
+
+    file: str
+    sha256: str
+    status: str
+    run_id: str
+
+
+_TABLES = {
+    "quarantine": """source_table varchar, file varchar, row_number bigint, column_name varchar, reason varchar,
+        record json, run_id varchar, quarantined_at timestamp""",
+    "load_ledger": """source_table varchar, file varchar, sha256 varchar, size_bytes bigint, rows_read bigint,
+        rows_loaded bigint, rows_quarantined bigint, rows_replaced bigint, unknown_columns varchar[],
+        status varchar, message varchar, run_id varchar, loaded_at timestamp""",
+}
+
+
+def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
+    """Create the bookkeeping tables. A ledger of an older layout cannot be trusted to say what is loaded: it is
+    rebuilt, and every raw table with it, so everything reloads from the landing zone."""
+    connection.execute(f"create schema if not exists {META_SCHEMA}")
+    for table, columns in _TABLES.items():
+        expected = [line.split()[0] for line in columns.replace(",", "\n").split("\n") if line.strip()]
+        actual = [row[0] for row in connection.execute(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "order by ordinal_position", [META_SCHEMA, table]).fetchall()]  # fmt: skip
+        if actual and actual != expected:
+            for (raw_table,) in connection.execute(
+                "select table_name from information_schema.tables where table_schema = 'raw'"
+            ).fetchall():
+                connection.execute(f'drop table raw."{raw_table}"')
+            connection.execute(f"drop table {META_SCHEMA}.{table}")
+        connection.execute(f"create table if not exists {META_SCHEMA}.{table} ({columns})")
+
+
+def record(connection: duckdb.DuckDBPyConnection, source_table: str, file: Path, load: FileLoad, run_id: str) -> None:
+    connection.execute(
+        f"insert into {META_SCHEMA}.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        [
+            source_table,
+            load.file,
+            load.sha256,
+            file.stat().st_size,
+            load.rows_read,
+            load.rows_loaded,
+            load.rows_quarantined,
+            load.rows_replaced,
+            list(load.unknown_columns),
+            load.status,
+            load.message,
+            run_id,
+        ],
+    )
+
+
+def mark_replaced(connection: duckdb.DuckDBPyConnection, source_table: str, file: str) -> None:
+    connection.execute(
+        f"update {META_SCHEMA}.load_ledger set status = 'replaced' "
+        "where source_table = ? and file = ? and status <> 'replaced'",
+        [source_table, file],
+    )
+
+
+def current_entries(connection: duckdb.DuckDBPyConnection, source_table: str) -> dict[str, Entry]:
+    """The current (not replaced) version of each file of a table."""
+    rows = connection.execute(
+        f"select file, sha256, status, run_id from {META_SCHEMA}.load_ledger "
+        "where source_table = ? and status <> 'replaced'",
+        [source_table],
+    ).fetchall()
+    return {row[0]: Entry(*row) for row in rows}
+
+
+def forget_table(connection: duckdb.DuckDBPyConnection, source_table: str) -> None:
+    """The raw table was rebuilt: every file of it loads again."""
+    connection.execute(f"delete from {META_SCHEMA}.load_ledger where source_table = ?", [source_table])
+    connection.execute(f"delete from {META_SCHEMA}.quarantine where source_table = ?", [source_table])
