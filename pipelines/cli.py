@@ -144,7 +144,7 @@ def validate(file: Path, contract_name: str, show: int) -> None:
         click.echo(f"    row {row_number}: {column or '(record)'}: {reason}")
     if load.unknown_columns:
         click.echo(f"  columns not in the contract (would be kept in _extra): {', '.join(load.unknown_columns)}")
-    validation = validate_loads(connection, contract, [load])
+    validation = validate_loads(connection, contract, [load], "validate")
     click.echo(f"  expectations: {len(validation.outcomes)} checked, {len(validation.failures)} failed")
     for outcome in validation.failures:
         click.echo(f"    {outcome.describe()}")

@@ -76,7 +76,7 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             loads = load_table(connection, contract, landing_dir, context.run.run_id)
             present = {load.file for load in loads}
             current = ledger.current_entries(connection, contract.name)
-            validation = validate_loads(connection, contract, [load for load in loads if load.status == "loaded"])
+            validation = validate_loads(connection, contract, loads, context.run.run_id)
             validation.store(connection, context.run.run_id)
             rows = connection.execute(f"select count(*) from raw.{contract.name}").fetchone()[0]
         if not loads:

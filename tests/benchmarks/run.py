@@ -1,4 +1,5 @@
-"""`make bench`: wall time and peak memory of the demo generator and of the whole nightly job at scale.
+"""`make bench`: wall time and peak memory of the demo generator and of the whole nightly job at scale, and the
+ingest's wall time beside DuckDB alone reading the same files (bench_ingest.py).
 
 Each step runs as its own process so its peak memory (max RSS of the process and its children) is its own.
 Prints one JSON line per step and writes them to data/bench/results.jsonl.
@@ -54,6 +55,17 @@ def main() -> None:
         ),
         measure(f"crm run {arguments.customers}", [CRM, "run", "--as-of", arguments.as_of], environ),
     ]
+    # Ingest alone against DuckDB alone reading the same files (issue: within 2x).
+    comparison = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "benchmarks" / "bench_ingest.py"), str(workdir / "landing")],
+        capture_output=True, text=True, env=environ,
+    )  # fmt: skip
+    if comparison.returncode == 0:
+        results.append({"step": "ingest vs duckdb alone", "exit_code": 0, **json.loads(comparison.stdout)})
+        print(json.dumps(results[-1]), flush=True)
+    else:
+        results.append({"step": "ingest vs duckdb alone", "exit_code": comparison.returncode})
+        print(comparison.stderr, file=sys.stderr)
     out = ROOT / "data" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.jsonl").open("a", encoding="utf-8") as handle:
