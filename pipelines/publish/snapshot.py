@@ -16,6 +16,9 @@ import duckdb
 
 # What the dashboards may read: the marts, the scores and the load bookkeeping (never raw or staging).
 PUBLISHED_SCHEMAS = ("marts", "ml", "meta")
+# Columns that never leave the working warehouse: a quarantined row as the export held it carries contact details,
+# and analysts see customers only with masked contact fields.
+WITHHELD_COLUMNS = {("meta", "quarantine"): ("record",)}
 POINTER_FILE = "current.json"
 
 
@@ -40,7 +43,9 @@ def write_snapshot(connection: duckdb.DuckDBPyConnection, target: Path) -> dict[
         for schema in sorted({schema for schema, _ in tables}):
             connection.execute(f"create schema snapshot.{schema}")
         for schema, table in tables:
-            connection.execute(f'create table snapshot.{schema}."{table}" as select * from {schema}."{table}"')
+            withheld = ", ".join(f'"{column}"' for column in WITHHELD_COLUMNS.get((schema, table), ()))
+            columns = f"* exclude ({withheld})" if withheld else "*"
+            connection.execute(f'create table snapshot.{schema}."{table}" as select {columns} from {schema}."{table}"')
             rows[f"{schema}.{table}"] = connection.execute(
                 f'select count(*) from snapshot.{schema}."{table}"'
             ).fetchone()[0]

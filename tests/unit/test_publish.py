@@ -17,18 +17,22 @@ def warehouse(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     connection.execute("create table marts.dim_customers as select range as customer_id from range(5)")
     connection.execute("create view staging.v as select * from raw.orders")
     connection.execute("create table ml.rfm_scores as select 'C1' as customer_id")
+    connection.execute("create schema meta")
+    connection.execute("create table meta.quarantine as select 'f.csv' as file, '{\"email\": \"a@b.c\"}' as record")
     return connection
 
 
 def test_the_snapshot_copies_marts_and_scores_and_leaves_raw_and_staging_behind(tmp_path: Path):
     target = tmp_path / "published" / snapshot_name(date(2026, 6, 30), "abcdef123456")
     rows = write_snapshot(warehouse(tmp_path), target)
-    assert rows == {"marts.dim_customers": 5, "ml.rfm_scores": 1}
+    assert rows == {"marts.dim_customers": 5, "meta.quarantine": 1, "ml.rfm_scores": 1}
     assert target.name == "crm_2026-06-30_abcdef12.duckdb"
     with duckdb.connect(str(target), read_only=True) as snapshot:
         assert snapshot.execute("select count(*) from marts.dim_customers").fetchone()[0] == 5
         schemas = {row[0] for row in snapshot.execute("select schema_name from information_schema.schemata").fetchall()}
+        quarantine_columns = [row[0] for row in snapshot.execute("describe meta.quarantine").fetchall()]
     assert "raw" not in schemas and "staging" not in schemas
+    assert quarantine_columns == ["file"], "the quarantined row's contact details are not published"
     assert not list(target.parent.glob("*.partial"))
 
 
