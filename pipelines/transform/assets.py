@@ -34,6 +34,7 @@ def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
         "as_of": as_of.isoformat(),
         "reporting_currency": settings.currency,
         "timezone": settings.timezone,
+        "default_country": settings.default_country,
         "rfm_window_days": settings.rfm_window_days,
         "tier_silver_min_spend": settings.tier_silver_min_spend,
         "tier_gold_min_spend": settings.tier_gold_min_spend,

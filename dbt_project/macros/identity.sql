@@ -1,0 +1,42 @@
+{#- Identity keys: normalised so that the same person's records compare equal, and NULL for junk values
+    (placeholders, all zeros, too short) so that junk never links two people. -#}
+
+{% macro normalise_email(column) -%}
+    case
+        when
+            regexp_matches(lower(trim({{ column }})), '^[^@\s]+@[^@\s]+\.[a-z]{2,}$')
+            and lower(trim({{ column }})) not similar to
+            '(no-?e?mail|noreply|no-reply|none|test|unknown|invalid|nomail|sin-?correo|x+)@.*'
+            and split_part(lower(trim({{ column }})), '@', 2) not in ('example.com', 'example.org', 'test.com', 'email.com')
+            then lower(trim({{ column }}))
+    end
+{%- endmacro %}
+
+{#- E.164 (+<calling code><national number>) from how people type phones: international (+34 ..., 0034 ...)
+    or national (06 12 34 56 78 in France, 0151 ... in Germany, 07700 ... in the UK, (212) 555-0142 in the US),
+    national numbers read in the record's country, else the default_country setting. -#}
+{% macro phone_e164(column, calling_code, trunk_prefix) -%}
+    case
+        when regexp_replace(coalesce({{ column }}, ''), '[^0-9]', '', 'g') similar to '0*' then null
+        when length(regexp_replace({{ column }}, '[^0-9]', '', 'g')) < 7 then null
+        when trim({{ column }}) like '+%'
+            then concat('+', regexp_replace({{ column }}, '[^0-9]', '', 'g'))
+        when regexp_replace({{ column }}, '[^0-9]', '', 'g') like '00%'
+            then concat('+', substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), 3))
+        when {{ trunk_prefix }} is not null and regexp_replace({{ column }}, '[^0-9]', '', 'g') like {{ trunk_prefix }} || '%'
+            then concat('+', {{ calling_code }}, substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), 2))
+        else concat('+', {{ calling_code }}, regexp_replace({{ column }}, '[^0-9]', '', 'g'))
+    end
+{%- endmacro %}
+
+{#- Names compared without case, accents or punctuation: 'José  Muñoz-Pérez' ~ 'jose munozperez'. -#}
+{% macro name_key(first_name, last_name) -%}
+    nullif(
+        trim(regexp_replace(lower(strip_accents(concat_ws(' ', {{ first_name }}, {{ last_name }}))), '[^a-z ]', '', 'g')),
+        ''
+    )
+{%- endmacro %}
+
+{% macro postcode_key(column) -%}
+    nullif(upper(regexp_replace(coalesce({{ column }}, ''), '[^0-9A-Za-z]', '', 'g')), '')
+{%- endmacro %}

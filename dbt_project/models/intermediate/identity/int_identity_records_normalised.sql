@@ -1,0 +1,138 @@
+{#- Every source record that can name a person, with its identity keys normalised: the known cross-system key
+    (an ERP customer number), email, phone in E.164, name and postcode, and the web visitor cookie. National
+    phone numbers are read in the record's country, else the default_country setting. -#}
+with erp_customers as (
+    select * from {{ ref('stg_erp__customers') }}
+),
+
+contacts as (
+    select * from {{ ref('stg_crm__contacts') }}
+),
+
+calls as (
+    select * from {{ ref('stg_callcenter__calls') }}
+),
+
+sessions as (
+    select * from {{ ref('stg_web__sessions') }}
+),
+
+countries as (
+    select * from {{ ref('countries') }}
+),
+
+country_spellings as (
+    select
+        country_code,
+        calling_code,
+        trunk_prefix,
+        unnest(string_split(aliases, '|')) as spelling
+    from countries
+),
+
+default_country as (
+    select
+        calling_code,
+        trunk_prefix
+    from countries
+    where country_code = '{{ var("default_country") }}'
+),
+
+erp_records as (
+    select
+        'erp' as source_system,
+        'customers' as source_table,
+        erp_customers.erp_customer_id as source_record_id,
+        erp_customers.erp_customer_id as known_erp_customer_id,
+        {{ normalise_email('erp_customers.email') }} as email_key,
+        {{ phone_e164('erp_customers.phone', 'coalesce(countries.calling_code, default_country.calling_code)',
+                      'coalesce(countries.trunk_prefix, default_country.trunk_prefix)') }} as phone_key,
+        null::varchar as second_phone_key,
+        {{ name_key('erp_customers.first_name', 'erp_customers.last_name') }} as name_key,
+        {{ postcode_key('erp_customers.postcode') }} as postcode_key,
+        null::varchar as visitor_id,
+        null::varchar[] as phone_candidates
+    from erp_customers
+    cross join default_country
+    left join countries on erp_customers.country_code = countries.country_code
+),
+
+crm_records as (
+    select
+        'crm' as source_system,
+        'contacts' as source_table,
+        contacts.contact_id as source_record_id,
+        contacts.erp_customer_id as known_erp_customer_id,
+        {{ normalise_email('contacts.email') }} as email_key,
+        {{ phone_e164('contacts.mobile_phone', 'coalesce(country_spellings.calling_code, default_country.calling_code)',
+                      'coalesce(country_spellings.trunk_prefix, default_country.trunk_prefix)') }} as phone_key,
+        {{ phone_e164('contacts.office_phone', 'coalesce(country_spellings.calling_code, default_country.calling_code)',
+                      'coalesce(country_spellings.trunk_prefix, default_country.trunk_prefix)') }} as second_phone_key,
+        {{ name_key('contacts.first_name', 'contacts.last_name') }} as name_key,
+        {{ postcode_key('contacts.postcode') }} as postcode_key,
+        null::varchar as visitor_id,
+        null::varchar[] as phone_candidates
+    from contacts
+    cross join default_country
+    left join country_spellings on lower(trim(contacts.country_name)) = country_spellings.spelling
+),
+
+-- A caller number in national form could be from any country: keep its reading in each known country, and let
+-- resolution accept the one reading that matches exactly one customer.
+call_phone_candidates as (
+    select
+        calls.call_id,
+        list(distinct {{ phone_e164('calls.caller_number', 'countries.calling_code', 'countries.trunk_prefix') }})
+            as phone_candidates
+    from calls
+    cross join countries
+    where not (trim(calls.caller_number) like '+%' or regexp_replace(calls.caller_number, '[^0-9]', '', 'g') like '00%')
+    group by calls.call_id
+),
+
+call_records as (
+    select
+        'callcenter' as source_system,
+        'calls' as source_table,
+        calls.call_id as source_record_id,
+        null::varchar as known_erp_customer_id,
+        null::varchar as email_key,
+        {{ phone_e164('calls.caller_number', 'default_country.calling_code', 'default_country.trunk_prefix') }}
+            as phone_key,
+        null::varchar as second_phone_key,
+        null::varchar as name_key,
+        null::varchar as postcode_key,
+        null::varchar as visitor_id,
+        call_phone_candidates.phone_candidates
+    from calls
+    cross join default_country
+    left join call_phone_candidates on calls.call_id = call_phone_candidates.call_id
+),
+
+session_records as (
+    select
+        'web' as source_system,
+        'sessions' as source_table,
+        session_id as source_record_id,
+        erp_customer_id as known_erp_customer_id,
+        null::varchar as email_key,
+        null::varchar as phone_key,
+        null::varchar as second_phone_key,
+        null::varchar as name_key,
+        null::varchar as postcode_key,
+        visitor_id,
+        null::varchar[] as phone_candidates
+    from sessions
+),
+
+final as (
+    select * from erp_records
+    union all
+    select * from crm_records
+    union all
+    select * from call_records
+    union all
+    select * from session_records
+)
+
+select * from final
