@@ -10,6 +10,8 @@ final as (
     select
         customers.erp_customer_id as customer_id,
         customers.erp_customer_id,
+        concat(customers.country_code, '|', lower(strip_accents(coalesce(nullif(trim(customers.city), ''), 'Unknown'))))
+            as geography_id,
         customers.country_code,
         customers.city,
         customers.postcode,

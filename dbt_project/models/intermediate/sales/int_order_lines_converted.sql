@@ -72,10 +72,11 @@ converted as (
     select
         lines_with_returns.*,
         lines_with_returns.gross_amount - lines_with_returns.refund_amount as net_amount,
-        case
-            when lines_with_returns.currency_code = '{{ var("reporting_currency") }}' then 1.0
-            else order_rates.eur_per_unit / coalesce(reporting_rates.eur_per_unit, 1.0)
-        end as rate_to_reporting
+        -- money stays decimal: a float rate would let sums drift off the cent
+        cast(case
+            when lines_with_returns.currency_code = '{{ var("reporting_currency") }}' then 1
+            else order_rates.eur_per_unit / coalesce(reporting_rates.eur_per_unit, 1)
+        end as decimal(18, 6)) as rate_to_reporting
     from lines_with_returns
     left join exchange_rates as order_rates
         on
@@ -104,9 +105,9 @@ final as (
         refund_amount,
         net_amount,
         rate_to_reporting,
-        round(gross_amount * rate_to_reporting, 2) as gross_revenue,
-        round(net_amount * rate_to_reporting, 2) as net_revenue,
-        round(unit_cost * (quantity - returned_quantity), 2) as cost_of_goods,
+        cast(round(gross_amount * rate_to_reporting, 2) as decimal(18, 2)) as gross_revenue,
+        cast(round(net_amount * rate_to_reporting, 2) as decimal(18, 2)) as net_revenue,
+        cast(round(unit_cost * (quantity - returned_quantity), 2) as decimal(18, 2)) as cost_of_goods,
         '{{ var("reporting_currency") }}' as reporting_currency_code
     from converted
 )
