@@ -14,8 +14,8 @@ from pathlib import Path
 
 import duckdb
 
-# What the dashboards may read: the marts, the scores and the load bookkeeping (never raw or staging).
-PUBLISHED_SCHEMAS = ("marts", "ml", "meta")
+# What the dashboards may read: the marts, the scores, the history and the load bookkeeping (never raw or staging).
+PUBLISHED_SCHEMAS = ("marts", "ml", "meta", "snapshots")
 # Columns that never leave the working warehouse: a quarantined row as the export held it carries contact details,
 # and analysts see customers only with masked contact fields.
 WITHHELD_COLUMNS = {("meta", "quarantine"): ("record",)}

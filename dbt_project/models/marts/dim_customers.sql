@@ -31,6 +31,7 @@ final as (
         coalesce(summaries.rfm_window_net_revenue, 0) as rfm_window_net_revenue,
         coalesce(summaries.loyalty_tier, 'bronze') as loyalty_tier,
         summaries.erp_customer_id is not null as has_purchased,
+        cast('{{ var("as_of") }}' as date) as as_of_date,
         '{{ var("reporting_currency") }}' as reporting_currency_code
     from customers
     left join summaries
