@@ -41,9 +41,8 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(root, root / "landing", root / "truth", dict(summary.rows), world_environ(root))
 
 
-@pytest.fixture(scope="session")
-def pipeline_run(small_world: World) -> tuple[World, object]:
-    """The whole nightly job, materialised for real by Dagster over the small world."""
+def run_nightly(environ: dict[str, str], as_of: date = AS_OF):
+    """The whole nightly job, materialised for real by Dagster, with the settings pointed at ``environ``."""
     from dagster import DagsterInstance
 
     from pipelines.definitions import NIGHTLY_JOB, build_definitions
@@ -51,22 +50,26 @@ def pipeline_run(small_world: World) -> tuple[World, object]:
     from pipelines.settings import load_settings
     from pipelines.transform.project import prepare_manifest
 
-    saved = {name: os.environ.get(name) for name in small_world.environ}
-    os.environ.update(small_world.environ)
+    saved = {name: os.environ.get(name) for name in environ}
+    os.environ.update(environ)
     try:
         prepare_manifest(force=True)
-        defs = build_definitions(load_settings())
+        job = build_definitions(load_settings()).resolve_job_def(NIGHTLY_JOB)
         with DagsterInstance.ephemeral() as instance:
-            result = defs.resolve_job_def(NIGHTLY_JOB).execute_in_process(
-                instance=instance, tags={AS_OF_TAG: AS_OF.isoformat()}, raise_on_error=False
-            )
+            tags = {AS_OF_TAG: as_of.isoformat()}
+            return job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    return small_world, result
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(small_world: World) -> tuple[World, object]:
+    """The whole nightly job over the small world."""
+    return small_world, run_nightly(small_world.environ)
 
 
 def require_system_tool(path: str, install_hint: str) -> None:

@@ -1,17 +1,11 @@
 """A refused file fails its source's blocking check in a real Dagster run: downstream models and the publish
 do not run, and the run log says which file and column."""
 
-import os
 import shutil
 
 import pytest
-from dagster import DagsterInstance
 
-from pipelines.definitions import NIGHTLY_JOB, build_definitions
-from pipelines.resources import AS_OF_TAG
-from pipelines.settings import load_settings
-from pipelines.transform.project import prepare_manifest
-from tests.conftest import AS_OF, world_environ
+from tests.conftest import run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -26,19 +20,7 @@ def run_with_a_refused_file(small_world, tmp_path_factory):
         "SO99999999;C0000001;2026-06-29 10:00:00;;EUR;invoiced\n",
         encoding="utf-8",
     )
-    environ = world_environ(root)
-    saved = {name: os.environ.get(name) for name in environ}
-    os.environ.update(environ)
-    try:
-        prepare_manifest()
-        job = build_definitions(load_settings()).resolve_job_def(NIGHTLY_JOB)
-        with DagsterInstance.ephemeral() as instance:
-            result = job.execute_in_process(
-                instance=instance, tags={AS_OF_TAG: AS_OF.isoformat()}, raise_on_error=False
-            )
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    result = run_nightly(world_environ(root))
     return root, result
 
 

@@ -1,19 +1,13 @@
 """Two real runs with a tier change between them leave the change in the snapshot history."""
 
-import os
 import shutil
 from datetime import date
 
 import duckdb
 import pytest
-from dagster import DagsterInstance
 
-from pipelines.definitions import NIGHTLY_JOB, build_definitions
 from pipelines.publish.snapshot import current_snapshot
-from pipelines.resources import AS_OF_TAG
-from pipelines.settings import load_settings
-from pipelines.transform.project import prepare_manifest
-from tests.conftest import AS_OF, world_environ
+from tests.conftest import AS_OF, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 LATER = date(2026, 9, 30)  # three months on, with no new orders: some customers' trailing spend falls
@@ -26,19 +20,7 @@ def second_run(pipeline_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("history")
     for folder in ("landing", "warehouse"):
         shutil.copytree(world.root / folder, root / folder)
-    environ = world_environ(root)
-    saved = {name: os.environ.get(name) for name in environ}
-    os.environ.update(environ)
-    try:
-        prepare_manifest()
-        job = build_definitions(load_settings()).resolve_job_def(NIGHTLY_JOB)
-        with DagsterInstance.ephemeral() as instance:
-            result = job.execute_in_process(
-                instance=instance, tags={AS_OF_TAG: LATER.isoformat()}, raise_on_error=False
-            )
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    result = run_nightly(world_environ(root), LATER)
     assert result.success
     return root
 
