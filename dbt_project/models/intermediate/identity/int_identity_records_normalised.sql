@@ -38,43 +38,57 @@ default_country as (
     where country_code = '{{ var("default_country") }}'
 ),
 
+-- Each record's country as far as it is known, else the default country: how its national phones read.
+erp_customers_located as (
+    select
+        erp_customers.*,
+        coalesce(countries.calling_code, default_country.calling_code) as calling_code,
+        coalesce(countries.trunk_prefix, default_country.trunk_prefix) as trunk_prefix
+    from erp_customers
+    cross join default_country
+    left join countries on erp_customers.country_code = countries.country_code
+),
+
+contacts_located as (
+    select
+        contacts.*,
+        coalesce(country_spellings.calling_code, default_country.calling_code) as calling_code,
+        coalesce(country_spellings.trunk_prefix, default_country.trunk_prefix) as trunk_prefix
+    from contacts
+    cross join default_country
+    left join country_spellings on lower(trim(contacts.country_name)) = country_spellings.spelling
+),
+
 erp_records as (
     select
         'erp' as source_system,
         'customers' as source_table,
-        erp_customers.erp_customer_id as source_record_id,
-        erp_customers.erp_customer_id as known_erp_customer_id,
-        {{ normalise_email('erp_customers.email') }} as email_key,
-        {{ phone_e164('erp_customers.phone', 'coalesce(countries.calling_code, default_country.calling_code)',
-                      'coalesce(countries.trunk_prefix, default_country.trunk_prefix)') }} as phone_key,
+        erp_customer_id as source_record_id,
+        erp_customer_id as known_erp_customer_id,
+        {{ normalise_email('email') }} as email_key,
+        {{ phone_e164('phone', 'calling_code', 'trunk_prefix') }} as phone_key,
         null::varchar as second_phone_key,
-        {{ name_key('erp_customers.first_name', 'erp_customers.last_name') }} as name_key,
-        {{ postcode_key('erp_customers.postcode') }} as postcode_key,
+        {{ name_key('first_name', 'last_name') }} as name_key,
+        {{ postcode_key('postcode') }} as postcode_key,
         null::varchar as visitor_id,
         null::varchar[] as phone_candidates
-    from erp_customers
-    cross join default_country
-    left join countries on erp_customers.country_code = countries.country_code
+    from erp_customers_located
 ),
 
 crm_records as (
     select
         'crm' as source_system,
         'contacts' as source_table,
-        contacts.contact_id as source_record_id,
-        contacts.erp_customer_id as known_erp_customer_id,
-        {{ normalise_email('contacts.email') }} as email_key,
-        {{ phone_e164('contacts.mobile_phone', 'coalesce(country_spellings.calling_code, default_country.calling_code)',
-                      'coalesce(country_spellings.trunk_prefix, default_country.trunk_prefix)') }} as phone_key,
-        {{ phone_e164('contacts.office_phone', 'coalesce(country_spellings.calling_code, default_country.calling_code)',
-                      'coalesce(country_spellings.trunk_prefix, default_country.trunk_prefix)') }} as second_phone_key,
-        {{ name_key('contacts.first_name', 'contacts.last_name') }} as name_key,
-        {{ postcode_key('contacts.postcode') }} as postcode_key,
+        contact_id as source_record_id,
+        erp_customer_id as known_erp_customer_id,
+        {{ normalise_email('email') }} as email_key,
+        {{ phone_e164('mobile_phone', 'calling_code', 'trunk_prefix') }} as phone_key,
+        {{ phone_e164('office_phone', 'calling_code', 'trunk_prefix') }} as second_phone_key,
+        {{ name_key('first_name', 'last_name') }} as name_key,
+        {{ postcode_key('postcode') }} as postcode_key,
         null::varchar as visitor_id,
         null::varchar[] as phone_candidates
-    from contacts
-    cross join default_country
-    left join country_spellings on lower(trim(contacts.country_name)) = country_spellings.spelling
+    from contacts_located
 ),
 
 -- A caller number in national form could be from any country: keep its reading in each known country, and let
