@@ -87,3 +87,35 @@ def test_rollup_levels_add_up_and_distinct_customers_are_not_summed(snapshot):
     assert (total, customers) == facts.fetchone()
     assert by_year[0] == total
     assert by_year[1] > customers, "customers who bought in several years are counted once in the total"
+
+
+def test_orders_reconcile_with_their_lines_and_the_export(snapshot):
+    world, connection = snapshot
+    orders, revenue, first_orders = connection.execute(
+        "select count(*), sum(net_revenue), count(*) filter (where customer_order_number = 1) from marts.fct_orders"
+    ).fetchone()
+    lines_revenue, buyers = connection.execute(
+        "select sum(net_revenue), count(distinct customer_id) from marts.fct_order_lines"
+    ).fetchone()
+    exported = duckdb.sql(
+        f"select count(*) from read_csv('{world.landing / 'erp' / 'orders.csv'}', delim=';', all_varchar=true) "
+        "where ordered_at < '2026-06-30'"
+    ).fetchall()[0][0]
+    assert orders == exported
+    assert revenue == lines_revenue
+    assert first_orders == buyers, "every buyer has exactly one first order"
+
+
+def test_support_cases_resolve_to_customers_and_prospects(snapshot):
+    _, connection = snapshot
+    cases, resolved, open_cases = connection.execute(
+        "select count(*), count(customer_id), count(*) filter (where is_open) from marts.fct_support_cases"
+    ).fetchone()
+    assert cases > 0 and resolved / cases > 0.95
+    assert (
+        connection.execute(
+            "select count(*) from marts.fct_support_cases where not is_open and resolution_hours < 0"
+        ).fetchone()[0]
+        == 0
+    )
+    assert open_cases < cases
