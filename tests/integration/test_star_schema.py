@@ -119,3 +119,28 @@ def test_support_cases_resolve_to_customers_and_prospects(snapshot):
         == 0
     )
     assert open_cases < cases
+
+
+def test_dbt_docs_generate_describes_every_mart_and_its_columns(pipeline_run, tmp_path):
+    import json
+    import os
+    import subprocess
+
+    from pipelines.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+
+    world, _ = pipeline_run
+    environ = {**os.environ, "CRM_WAREHOUSE_PATH": str(world.root / "warehouse" / "crm.duckdb")}
+    completed = subprocess.run(
+        [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path), "--vars", "{as_of: '2026-06-30'}"],
+        cwd=DBT_PROJECT_DIR, env=environ, capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-2000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    catalog = json.loads((tmp_path / "catalog.json").read_text())
+    marts = [
+        node for node in manifest["nodes"].values() if node["resource_type"] == "model" and node["fqn"][1] == "marts"
+    ]
+    assert len(marts) >= 9
+    for node in marts:
+        assert node["description"], f"{node['name']} has no description"
+        assert node["unique_id"] in catalog["nodes"], f"{node['name']} is not in the docs catalog"
