@@ -144,3 +144,34 @@ def test_dbt_docs_generate_describes_every_mart_and_its_columns(pipeline_run, tm
     for node in marts:
         assert node["description"], f"{node['name']} has no description"
         assert node["unique_id"] in catalog["nodes"], f"{node['name']} is not in the docs catalog"
+
+
+def test_customer_360_has_every_customer_and_agrees_with_the_facts(snapshot):
+    _, connection = snapshot
+    rows, customers = connection.execute(
+        "select (select count(*) from marts.customer_360), (select count(*) from marts.dim_customers)"
+    ).fetchone()
+    assert rows == customers
+    disagreeing = connection.execute(
+        """select count(*) from marts.customer_360 as c
+        left join (select customer_id, count(*) as orders from marts.fct_orders group by all) as f using (customer_id)
+        where c.lifetime_orders <> coalesce(f.orders, 0)"""
+    ).fetchone()[0]
+    assert disagreeing == 0
+    revenue = connection.execute("select sum(lifetime_net_revenue) from marts.customer_360").fetchone()[0]
+    assert revenue == connection.execute("select sum(net_revenue) from marts.fct_orders").fetchone()[0]
+    open_cases = connection.execute("select sum(open_support_cases) from marts.customer_360").fetchone()[0]
+    assert (
+        open_cases
+        == connection.execute(
+            "select count(*) from marts.fct_support_cases where is_open and customer_id in "
+            "(select customer_id from marts.dim_customers)"
+        ).fetchone()[0]
+    )
+    channels = {
+        row[0]
+        for row in connection.execute("select distinct preferred_sales_channel from marts.customer_360").fetchall()
+    }
+    assert channels <= {"web", "store", "phone", None}
+    consenting = connection.execute("select avg(has_email_consent::int) from marts.customer_360").fetchone()[0]
+    assert 0 < consenting < 1, "some customers opted in to email and some did not"

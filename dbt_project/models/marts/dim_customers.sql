@@ -6,6 +6,10 @@ summaries as (
     select * from {{ ref('int_customers_summarised') }}
 ),
 
+consents as (
+    select * from {{ ref('int_customer_consents_pivoted') }}
+),
+
 final as (
     select
         customers.erp_customer_id as customer_id,
@@ -31,11 +35,16 @@ final as (
         coalesce(summaries.rfm_window_net_revenue, 0) as rfm_window_net_revenue,
         coalesce(summaries.loyalty_tier, 'bronze') as loyalty_tier,
         summaries.erp_customer_id is not null as has_purchased,
+        coalesce(consents.has_email_consent, false) as has_email_consent,
+        coalesce(consents.has_sms_consent, false) as has_sms_consent,
+        coalesce(consents.has_phone_consent, false) as has_phone_consent,
         cast('{{ var("as_of") }}' as date) as as_of_date,
         '{{ var("reporting_currency") }}' as reporting_currency_code
     from customers
     left join summaries
         on customers.erp_customer_id = summaries.erp_customer_id
+    left join consents
+        on customers.erp_customer_id = consents.customer_id
 )
 
 select * from final
