@@ -175,3 +175,47 @@ def test_customer_360_has_every_customer_and_agrees_with_the_facts(snapshot):
     assert channels <= {"web", "store", "phone", None}
     consenting = connection.execute("select avg(has_email_consent::int) from marts.customer_360").fetchone()[0]
     assert 0 < consenting < 1, "some customers opted in to email and some did not"
+
+
+def test_revenue_concentration_is_the_pareto_curve_of_the_orders(snapshot):
+    _, connection = snapshot
+    curve = connection.execute(
+        "select customer_percentile, cumulative_revenue_share from marts.mart_revenue_concentration order by 1"
+    ).fetchall()
+    shares = [share for _, share in curve]
+    assert [p for p, _ in curve] == list(range(1, 101))
+    assert shares == sorted(shares) and abs(shares[-1] - 1) < 1e-9
+    revenue = sorted(
+        (
+            row[0]
+            for row in connection.execute(
+                "select sum(net_revenue) from marts.fct_orders group by customer_id"
+            ).fetchall()
+        ),
+        reverse=True,
+    )
+    top = sum(revenue[: -(-len(revenue) * 20 // 100)])  # the customers in percentiles 1-20
+    assert abs(float(top / sum(revenue)) - shares[19]) < 1e-9
+
+
+def test_cohort_retention_counts_each_cohort_once_and_starts_at_one(snapshot):
+    _, connection = snapshot
+    first_month = connection.execute(
+        "select count(*), min(retention_rate), max(retention_rate), sum(cohort_customers) "
+        "from marts.mart_cohort_retention where months_since_first_purchase = 0"
+    ).fetchone()
+    buyers = connection.execute("select count(distinct customer_id) from marts.fct_orders").fetchone()[0]
+    assert first_month[1] == first_month[2] == 1.0
+    assert first_month[3] == buyers
+    cohort, months, active = connection.execute(
+        "select cohort_month, months_since_first_purchase, active_customers from marts.mart_cohort_retention "
+        "where months_since_first_purchase = 3 order by cohort_month limit 1"
+    ).fetchone()
+    recount = connection.execute(
+        """select count(distinct customer_id) from marts.fct_orders
+        where customer_id in (select customer_id from marts.fct_orders group by 1
+                              having date_trunc('month', min(order_date)) = ?)
+          and date_trunc('month', order_date) = ?::date + interval 3 month""",
+        [cohort, cohort],
+    ).fetchone()[0]
+    assert months == 3 and active == recount
