@@ -305,9 +305,9 @@ def _renumber_after_rejects(connection: duckdb.DuckDBPyConnection, rejects: int)
 
 def _read_batch(
     connection: duckdb.DuckDBPyConnection, contract: Contract, source: Readable, shown_name: str
-) -> tuple[tuple[str, ...], int]:
-    """Read the file into temp table _batch (typed columns, problems) and _rejected; return unknown headers and
-    the number of malformed records."""
+) -> tuple[tuple[str, ...], int, int]:
+    """Read the file into temp table _batch (typed columns, problems) and _rejected; return unknown headers,
+    the number of malformed records and the number of records parsed."""
     rejects = f"_rejects_{next(_unique)}"
     reader = reader_sql(source, rejects, contract.columns)
     try:
@@ -356,9 +356,10 @@ def _read_batch(
     connection.execute("alter table _batch add column _row_number bigint")
     # Temporary tables number their rows from an offset: count from the first one.
     connection.execute("update _batch set _row_number = rowid - (select min(rowid) from _batch) + 1")
+    parsed = connection.execute("select count(*) from _batch").fetchone()[0]
     if source.format == "parquet":
         connection.execute("create or replace temp table _rejected (record bigint, reason varchar, line varchar)")
-        return unknown, 0
+        return unknown, 0, parsed
     connection.execute(
         # DuckDB logs one reject per missing column: one malformed record is one line.
         f"""create or replace temp table _rejected as
@@ -377,13 +378,12 @@ def _read_batch(
             "declare the file's real encoding in its contract (csv: {encoding: cp1252}, for example)"
         )
     rejected = connection.execute("select count(*) from _rejected").fetchone()[0]
-    parsed = connection.execute("select count(*) from _batch").fetchone()[0]
     if rejected and rejected / (rejected + parsed) > contract.refuse_above_bad_share:
         example = connection.execute("select reason from _rejected order by record limit 1").fetchone()[0]
         share = "every record is" if parsed == 0 else f"{rejected:,} of {rejected + parsed:,} records are"
         raise FileRefused(f"{shown_name}: {share} malformed ({example}); check the delimiter and the columns")
     _renumber_after_rejects(connection, rejected)
-    return unknown, rejected
+    return unknown, rejected, parsed
 
 
 def load_file(
@@ -403,8 +403,8 @@ def load_file(
     try:
         replaced = _forget_earlier_delivery(connection, contract, relative) if previous is not None else 0
         with readable(contract, file, relative) as source:
-            unknown, rejected = _read_batch(connection, contract, source, relative)
-        rows_read = connection.execute("select count(*) from _batch").fetchone()[0] + rejected
+            unknown, rejected, parsed = _read_batch(connection, contract, source, relative)
+        rows_read = parsed + rejected
         _refuse_unreadable_columns(connection, contract, relative, rows_read)
         replaced += _mark_duplicates(connection, contract)
         names = ", ".join(sql_identifier(column.name) for column in contract.columns)

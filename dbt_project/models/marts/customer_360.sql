@@ -28,14 +28,11 @@ preferred_channels as (
     qualify row_number() over (partition by customer_id order by orders desc, last_ordered_at desc) = 1
 ),
 
+-- lifetime orders, revenue and first/last order come from dim_customers; only what it lacks is added here
 order_summaries as (
     select
         customer_id,
-        count(*) as lifetime_orders,
-        sum(net_revenue) as lifetime_net_revenue,
         sum(margin) as lifetime_margin,
-        min(order_date) as first_order_date,
-        max(order_date) as last_order_date,
         max(ordered_at) as last_ordered_at
     from orders
     group by customer_id
@@ -62,12 +59,12 @@ final as (
         customers.phone_masked,
         customers.loyalty_tier,
         customers.trailing_12m_net_revenue,
-        coalesce(order_summaries.lifetime_orders, 0) as lifetime_orders,
-        coalesce(order_summaries.lifetime_net_revenue, 0) as lifetime_net_revenue,
+        customers.lifetime_orders,
+        customers.lifetime_net_revenue,
         coalesce(order_summaries.lifetime_margin, 0) as lifetime_margin,
-        order_summaries.lifetime_net_revenue / nullif(order_summaries.lifetime_orders, 0) as average_order_value,
-        order_summaries.first_order_date,
-        order_summaries.last_order_date,
+        customers.lifetime_net_revenue / nullif(customers.lifetime_orders, 0) as average_order_value,
+        customers.first_order_date,
+        customers.last_order_date,
         preferred_channels.preferred_sales_channel,
         coalesce(case_summaries.support_cases, 0) as support_cases,
         coalesce(case_summaries.open_support_cases, 0) as open_support_cases,
