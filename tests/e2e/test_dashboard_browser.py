@@ -70,6 +70,9 @@ def test_the_overview_renders_figures_and_segments_in_a_real_browser(served_app,
         page.get_by_text("Customer overview").wait_for(timeout=60_000)
         page.get_by_text("Customers (ever bought)").wait_for(timeout=60_000)
         page.get_by_text("RFM segments").wait_for(timeout=30_000)
+        # Streamlit renders while the script runs: wait for the caption and the last section before reading.
+        page.get_by_text("As of 2026-06-30").wait_for(timeout=30_000)
+        page.get_by_text("Loyalty tiers").wait_for(timeout=30_000)
         body = page.inner_text("body")
         page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
         browser.close()
