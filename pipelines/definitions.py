@@ -24,10 +24,10 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     ingest = [build_ingest_asset(contract) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
     ml = build_ml_assets(settings.today, settings.rfm_window_days)
-    publish = build_publish_asset([*ingest, dbt_models, *ml], settings.today)
+    publish = build_publish_asset([*ingest, *dbt_models, *ml], settings.today)
     nightly = dg.define_asset_job(NIGHTLY_JOB, selection=dg.AssetSelection.all(), description="The whole graph.")
     return dg.Definitions(
-        assets=[*ingest, dbt_models, *ml, publish],
+        assets=[*ingest, *dbt_models, *ml, publish],
         jobs=[nightly],
         schedules=[build_nightly_schedule(nightly, settings.nightly_cron, settings.timezone)],
         sensors=[

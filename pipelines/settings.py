@@ -46,6 +46,7 @@ class Settings:
     tier_gold_min_spend: float
     tier_platinum_min_spend: float
     campaign_control_share: float
+    campaign_attribution_days: int
 
     @property
     def truth_dir(self) -> Path:

@@ -11,3 +11,16 @@
 {% macro duckdb__to_utc(column) -%}
     timezone('UTC', timezone('{{ var("timezone") }}', {{ column }}))
 {%- endmacro %}
+
+{#- The business-timezone calendar date of a UTC wall-clock timestamp: the day a touchpoint counts for. -#}
+{% macro local_date(column) -%}
+    {{ return(adapter.dispatch('local_date', 'analytical_crm')(column)) }}
+{%- endmacro %}
+
+{% macro default__local_date(column) -%}
+    cast(convert_timezone('UTC', '{{ var("timezone") }}', {{ column }}) as date)
+{%- endmacro %}
+
+{% macro duckdb__local_date(column) -%}
+    cast(timezone('{{ var("timezone") }}', timezone('UTC', {{ column }})) as date)
+{%- endmacro %}

@@ -14,12 +14,18 @@ from pipelines.resources import Warehouse, as_of_date
 from pipelines.settings import Settings
 from pipelines.transform.project import dbt_project
 
+SCORES_SELECTION = "tag:scores"
+
 
 class CrmDbtTranslator(DagsterDbtTranslator):
-    """dbt sources take the keys of the ingest assets that load them; models are grouped by their layer."""
+    """dbt sources take the keys of the assets that write them: the ingest asset of a raw table, or the key in the
+    source's ``meta.dagster.asset_key`` (the ML assets' score tables). Models are grouped by their layer."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":
+            declared = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
+            if declared:
+                return dg.AssetKey(declared)
             return raw_asset_key(dbt_resource_props["source_name"], dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
@@ -39,6 +45,7 @@ def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
         "tier_silver_min_spend": settings.tier_silver_min_spend,
         "tier_gold_min_spend": settings.tier_gold_min_spend,
         "tier_platinum_min_spend": settings.tier_platinum_min_spend,
+        "campaign_attribution_days": settings.campaign_attribution_days,
     }
 
 
@@ -47,16 +54,33 @@ def dbt_build_args(settings: Settings, as_of: date) -> list[str]:
     return ["build", "--vars", json.dumps(dbt_vars(settings, as_of), sort_keys=True)]
 
 
-def build_dbt_assets(settings: Settings) -> dg.AssetsDefinition:
-    @dbt_assets(
-        manifest=dbt_project.manifest_path,
-        project=dbt_project,
-        dagster_dbt_translator=CrmDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)),
-    )
-    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    """Two steps of one dbt project: the warehouse (everything but the ``scores`` tag), then, once the Python
+    models have written their scores, the marts and the history snapshot over them."""
+    translator = CrmDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
         os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
         args = dbt_build_args(settings, as_of_date(context, settings.today()))
         yield from dbt.cli(args, context=context).stream()
 
-    return dbt_models
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        exclude=SCORES_SELECTION,
+        dagster_dbt_translator=translator,
+    )
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        yield from build(context, dbt, warehouse)
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        select=SCORES_SELECTION,
+        dagster_dbt_translator=translator,
+    )
+    def dbt_score_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+        yield from build(context, dbt, warehouse)
+
+    return [dbt_models, dbt_score_models]

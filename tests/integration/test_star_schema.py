@@ -57,7 +57,7 @@ def test_one_query_on_the_olap_mart_answers_revenue_by_quarter_category_region(s
         """select quarter_label, category_name, region_name, net_revenue
         from marts.olap_sales_rollup
         where date_level = 'quarter' and geography_level = 'region'
-          and category_name <> 'All' and sales_channel = 'All' and loyalty_tier = 'All'
+          and category_name <> 'All' and sales_channel = 'All' and loyalty_tier = 'All' and rfm_segment = 'All'
         order by 1, 2, 3"""
     ).fetchall()
     from_facts = connection.execute(
@@ -76,17 +76,28 @@ def test_one_query_on_the_olap_mart_answers_revenue_by_quarter_category_region(s
 def test_rollup_levels_add_up_and_distinct_customers_are_not_summed(snapshot):
     _, connection = snapshot
     total, customers = connection.execute(
-        "select net_revenue, customers from marts.olap_sales_rollup where date_level = 'all' "
-        "and geography_level = 'all' and category_name = 'All' and sales_channel = 'All' and loyalty_tier = 'All'"
+        "select net_revenue, customers from marts.olap_sales_rollup "
+        "where date_level = 'all' and geography_level = 'all' "
+        "and category_name = 'All' and sales_channel = 'All' and loyalty_tier = 'All' and rfm_segment = 'All'"
     ).fetchone()
     by_year = connection.execute(
         "select sum(net_revenue), sum(customers) from marts.olap_sales_rollup where date_level = 'year' "
-        "and geography_level = 'all' and category_name = 'All' and sales_channel = 'All' and loyalty_tier = 'All'"
+        "and geography_level = 'all' "
+        "and category_name = 'All' and sales_channel = 'All' and loyalty_tier = 'All' and rfm_segment = 'All'"
     ).fetchone()
     facts = connection.execute("select sum(net_revenue), count(distinct customer_id) from marts.fct_order_lines")
     assert (total, customers) == facts.fetchone()
     assert by_year[0] == total
     assert by_year[1] > customers, "customers who bought in several years are counted once in the total"
+    by_segment = connection.execute(
+        "select rfm_segment, net_revenue from marts.olap_sales_rollup where date_level = 'all' "
+        "and geography_level = 'all' and rfm_segment <> 'All' order by 1"
+    ).fetchall()
+    segment_facts = connection.execute(
+        """select scores.rfm_segment, sum(lines.net_revenue) from marts.fct_order_lines as lines
+        join marts.customer_scores as scores using (customer_id) group by all order by 1"""
+    ).fetchall()
+    assert len(by_segment) >= 5 and by_segment == segment_facts
 
 
 def test_orders_reconcile_with_their_lines_and_the_export(snapshot):
@@ -144,6 +155,9 @@ def test_dbt_docs_generate_describes_every_mart_and_its_columns(pipeline_run, tm
     for node in marts:
         assert node["description"], f"{node['name']} has no description"
         assert node["unique_id"] in catalog["nodes"], f"{node['name']} is not in the docs catalog"
+        built = {column.lower() for column in catalog["nodes"][node["unique_id"]]["columns"]}
+        described = {name.lower() for name, column in node["columns"].items() if column["description"].strip()}
+        assert built - described == set(), f"{node['name']} has columns without a description"
 
 
 def test_customer_360_has_every_customer_and_agrees_with_the_facts(snapshot):
@@ -168,11 +182,28 @@ def test_customer_360_has_every_customer_and_agrees_with_the_facts(snapshot):
             "(select customer_id from marts.dim_customers)"
         ).fetchone()[0]
     )
-    channels = {
-        row[0]
-        for row in connection.execute("select distinct preferred_sales_channel from marts.customer_360").fetchall()
-    }
-    assert channels <= {"web", "store", "phone", None}
+    # the preferred channels and the last contact agree with the timeline they are read from
+    disagreeing = connection.execute(
+        """with inbound as (
+            select customer_id, channel_id, count(*) as touches from marts.fct_interactions
+            where direction = 'inbound' and customer_id is not null group by all),
+        most as (select customer_id, max(touches) as touches from inbound group by all),
+        latest as (select customer_id, max(occurred_at) as occurred_at from marts.fct_interactions group by all)
+        select count(*) from marts.customer_360 as c
+        left join inbound as i on c.customer_id = i.customer_id and c.preferred_channel_by_interactions = i.channel_id
+        left join most as m on c.customer_id = m.customer_id
+        left join latest as l on c.customer_id = l.customer_id
+        where i.touches is distinct from m.touches or c.last_contact_at is distinct from l.occurred_at"""
+    ).fetchone()[0]
+    assert disagreeing == 0
+    responders, responding_on_preferred = connection.execute(
+        """select count(*), count(*) filter (where exists (
+            select 1 from marts.fct_interactions as i where i.customer_id = c.customer_id
+            and i.channel_id = c.preferred_channel_by_responses
+            and i.interaction_type in ('open', 'click', 'conversion')))
+        from marts.customer_360 as c where preferred_channel_by_responses is not null"""
+    ).fetchone()
+    assert responders > 0 and responding_on_preferred == responders
     consenting = connection.execute("select avg(has_email_consent::int) from marts.customer_360").fetchone()[0]
     assert 0 < consenting < 1, "some customers opted in to email and some did not"
 

@@ -21,11 +21,26 @@ def test_every_contract_is_a_dbt_source_with_the_ingest_assets_key():
     prepare_manifest()
     manifest = json.loads(dbt_project.manifest_path.read_text())
     translator = CrmDbtTranslator()
-    source_keys = {translator.get_asset_key(source).to_user_string() for source in manifest["sources"].values()}
+    raw_sources = [source for source in manifest["sources"].values() if source["schema"] == "raw"]
+    source_keys = {translator.get_asset_key(source).to_user_string() for source in raw_sources}
     contract_keys = {f"raw/{contract.source}/{contract.table}" for contract in load_contracts()}
     assert source_keys == contract_keys
-    identifiers = {source["identifier"] for source in manifest["sources"].values()}
+    identifiers = {source["identifier"] for source in raw_sources}
     assert identifiers == {contract.name for contract in load_contracts()}
+
+
+def test_score_sources_take_the_keys_of_the_ml_assets_that_write_them():
+    from pipelines.definitions import build_definitions
+
+    prepare_manifest()
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    translator = CrmDbtTranslator()
+    score_keys = {
+        translator.get_asset_key(source) for source in manifest["sources"].values() if source["schema"] == "ml"
+    }
+    assert score_keys, "the scores marts read the ML tables as dbt sources"
+    materialisable = build_definitions(load_settings()).resolve_asset_graph().materializable_asset_keys
+    assert score_keys <= materialisable, "every score source is written by an ML asset of the graph"
 
 
 def test_every_source_table_has_a_staging_model():

@@ -1,5 +1,7 @@
-with customers as (
-    select * from {{ ref('stg_erp__customers') }}
+{#- One row per person: every ERP customer and every prospect (a CRM contact who has not bought), with current
+    attributes, purchase history as of the cutoff, loyalty tier and consent per channel. -#}
+with people as (
+    select * from {{ ref('int_customer_profiles') }}
 ),
 
 summaries as (
@@ -12,17 +14,17 @@ consents as (
 
 final as (
     select
-        customers.erp_customer_id as customer_id,
-        customers.erp_customer_id,
-        concat(customers.country_code, '|', lower(strip_accents(coalesce(nullif(trim(customers.city), ''), 'Unknown'))))
-            as geography_id,
-        customers.country_code,
-        customers.city,
-        customers.postcode,
-        customers.currency_code as billing_currency_code,
-        customers.created_date,
-        {{ mask_email('customers.email') }} as email_masked,
-        {{ mask_phone('customers.phone') }} as phone_masked,
+        people.customer_id,
+        people.customer_type,
+        people.erp_customer_id,
+        people.geography_id,
+        people.country_code,
+        people.city,
+        people.postcode,
+        people.billing_currency_code,
+        people.created_date,
+        {{ mask_email('people.email') }} as email_masked,
+        {{ mask_phone('people.phone') }} as phone_masked,
         summaries.first_order_date,
         summaries.last_order_date,
         summaries.days_since_last_order,
@@ -33,18 +35,20 @@ final as (
         coalesce(summaries.trailing_12m_net_revenue, 0) as trailing_12m_net_revenue,
         coalesce(summaries.rfm_window_orders, 0) as rfm_window_orders,
         coalesce(summaries.rfm_window_net_revenue, 0) as rfm_window_net_revenue,
-        coalesce(summaries.loyalty_tier, 'bronze') as loyalty_tier,
+        -- Every ERP customer is in the loyalty programme (bronze until they spend); prospects are not.
+        case when people.customer_type = 'customer' then coalesce(summaries.loyalty_tier, 'bronze') end
+            as loyalty_tier,
         summaries.erp_customer_id is not null as has_purchased,
         coalesce(consents.has_email_consent, false) as has_email_consent,
         coalesce(consents.has_sms_consent, false) as has_sms_consent,
         coalesce(consents.has_phone_consent, false) as has_phone_consent,
         cast('{{ var("as_of") }}' as date) as as_of_date,
         '{{ var("reporting_currency") }}' as reporting_currency_code
-    from customers
+    from people
     left join summaries
-        on customers.erp_customer_id = summaries.erp_customer_id
+        on people.erp_customer_id = summaries.erp_customer_id
     left join consents
-        on customers.erp_customer_id = consents.customer_id
+        on people.customer_id = consents.customer_id
 )
 
 select * from final

@@ -1,6 +1,6 @@
-{#- Where customers live: region > country > city. -#}
-with customers as (
-    select * from {{ ref('stg_erp__customers') }}
+{#- Where customers and prospects live: region > country > city. -#}
+with people as (
+    select * from {{ ref('int_customer_profiles') }}
 ),
 
 countries as (
@@ -8,22 +8,24 @@ countries as (
 ),
 
 cities as (
-    select distinct
-        country_code,
-        coalesce(nullif(trim(city), ''), 'Unknown') as city_name
-    from customers
+    select
+        geography_id,
+        min(city) as city_name,
+        any_value(country_code) as country_code
+    from people
+    group by geography_id
 ),
 
 final as (
     select
-        concat(cities.country_code, '|', lower(strip_accents(cities.city_name))) as geography_id,
+        cities.geography_id,
         cities.city_name,
         cities.country_code,
-        coalesce(countries.country_name, cities.country_code) as country_name,
+        coalesce(countries.country_name, case when cities.country_code = 'ZZ' then 'Unknown' end, cities.country_code)
+            as country_name,
         coalesce(countries.region_name, 'Other') as region_name
     from cities
     left join countries on cities.country_code = countries.country_code
-    qualify row_number() over (partition by geography_id order by cities.city_name) = 1
 )
 
 select * from final

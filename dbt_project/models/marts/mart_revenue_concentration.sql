@@ -1,7 +1,7 @@
 {#- How concentrated revenue is: customers ranked by lifetime net revenue, in percentiles (1 = the top 1%), with
     the cumulative share of customers and of revenue: the Pareto curve ("the top 20% bring 63%"). -#}
 with customers as (
-    select * from {{ ref('customer_360') }}
+    select * from {{ ref('dim_customers') }}
 ),
 
 ranked as (

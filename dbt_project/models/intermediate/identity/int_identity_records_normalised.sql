@@ -21,15 +21,6 @@ countries as (
     select * from {{ ref('countries') }}
 ),
 
-country_spellings as (
-    select
-        country_code,
-        calling_code,
-        trunk_prefix,
-        unnest(string_split(aliases, '|')) as spelling
-    from countries
-),
-
 default_country as (
     select
         calling_code,
@@ -52,11 +43,11 @@ erp_customers_located as (
 contacts_located as (
     select
         contacts.*,
-        coalesce(country_spellings.calling_code, default_country.calling_code) as calling_code,
-        coalesce(country_spellings.trunk_prefix, default_country.trunk_prefix) as trunk_prefix
+        coalesce(countries.calling_code, default_country.calling_code) as calling_code,
+        coalesce(countries.trunk_prefix, default_country.trunk_prefix) as trunk_prefix
     from contacts
     cross join default_country
-    left join country_spellings on lower(trim(contacts.country_name)) = country_spellings.spelling
+    left join countries on contacts.country_code = countries.country_code
 ),
 
 erp_records as (

@@ -1,16 +1,18 @@
 {#- Rollups: date (all > year > quarter > month) x geography (all > region > country) x one of category,
-    channel or tier (their full cube would double the work for drill-downs nobody needs), as a union of plain
-    group-bys: portable SQL, and distinct customers counted at each level. -#}
+    channel, tier or RFM segment (their full cube would multiply the work for drill-downs nobody needs), as a
+    union of plain group-bys: portable SQL, and distinct customers counted at each level. Tier and segment are
+    the customer's as of the cutoff, so the rollup is built after the scores. -#}
 {%- set dates = [[], ['year_number'], ['year_number', 'calendar_quarter'],
                  ['year_number', 'calendar_quarter', 'calendar_month']] -%}
 {%- set geographies = [[], ['region_name'], ['region_name', 'country_code']] -%}
-{%- set extras = [[], ['category_name'], ['sales_channel'], ['loyalty_tier']] -%}
+{%- set extras = [[], ['category_name'], ['sales_channel'], ['loyalty_tier'], ['rfm_segment']] -%}
 {%- set date_levels = ['all', 'year', 'quarter', 'month'] -%}
 {%- set geography_levels = ['all', 'region', 'country'] -%}
 {%- set labels = [('year_number', 'year_label'), ('calendar_quarter', 'quarter_label'),
                   ('calendar_month', 'month_label'), ('region_name', 'region_name'),
                   ('country_code', 'country_code'), ('category_name', 'category_name'),
-                  ('sales_channel', 'sales_channel'), ('loyalty_tier', 'loyalty_tier')] -%}
+                  ('sales_channel', 'sales_channel'), ('loyalty_tier', 'loyalty_tier'),
+                  ('rfm_segment', 'rfm_segment')] -%}
 {%- set levels = [] -%}
 {%- for date_columns in dates -%}
     {%- for geography_columns in geographies -%}
@@ -40,6 +42,10 @@ calendar as (
     select * from {{ ref('dim_date') }}
 ),
 
+scores as (
+    select * from {{ ref('customer_scores') }}
+),
+
 lines as (
     select
         calendar.year_number,
@@ -50,6 +56,7 @@ lines as (
         products.category_name,
         order_lines.sales_channel,
         customers.loyalty_tier,
+        coalesce(scores.rfm_segment, 'unscored') as rfm_segment,
         order_lines.order_id,
         order_lines.customer_id,
         order_lines.quantity - order_lines.returned_quantity as units,
@@ -60,6 +67,7 @@ lines as (
     inner join customers on order_lines.customer_id = customers.customer_id
     inner join geography on customers.geography_id = geography.geography_id
     inner join products on order_lines.product_id = products.product_id
+    left join scores on order_lines.customer_id = scores.customer_id
 ),
 
 -- The layout of a Jinja-generated union is not the layout of hand-written SQL:

@@ -1,0 +1,158 @@
+{#- Every touchpoint before the cutoff, one row each: the customer's activity timeline. Orders, call-center
+    calls, campaign sends and the responses to them (open, click, conversion, unsubscribe), web sessions and
+    support cases, each with its channel, direction (inbound: the customer acted; outbound: we did) and UTC
+    timestamp. A touchpoint no identity rule resolves (an anonymous session, a call from an unknown number) is
+    kept with no customer, so channel volumes stay whole. -#}
+with orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+calls as (
+    select * from {{ ref('stg_callcenter__calls') }}
+),
+
+sends as (
+    select * from {{ ref('stg_marketing__sends') }}
+),
+
+responses as (
+    select * from {{ ref('stg_marketing__responses') }}
+),
+
+sessions as (
+    select * from {{ ref('stg_web__sessions') }}
+),
+
+cases as (
+    select * from {{ ref('fct_support_cases') }}
+),
+
+identities as (
+    select * from {{ ref('int_identity_records_resolved') }}
+),
+
+order_touches as (
+    select
+        concat('order:', order_id) as interaction_id,
+        customer_id,
+        'order' as interaction_type,
+        sales_channel as channel_id,
+        'inbound' as direction,
+        ordered_at as occurred_at,
+        order_date as occurred_date,
+        cast(null as varchar) as campaign_id,
+        order_id as source_record_id,
+        net_revenue,
+        cast(null as bigint) as duration_seconds
+    from orders
+),
+
+call_touches as (
+    select
+        concat('call:', calls.call_id) as interaction_id,
+        identities.customer_id,
+        'call' as interaction_type,
+        'call' as channel_id,
+        'inbound' as direction,
+        calls.started_at as occurred_at,
+        {{ local_date('calls.started_at') }} as occurred_date,
+        cast(null as varchar) as campaign_id,
+        calls.call_id as source_record_id,
+        cast(null as decimal(18, 2)) as net_revenue,
+        calls.duration_seconds
+    from calls
+    left join identities
+        on identities.source_system = 'callcenter' and calls.call_id = identities.source_record_id
+),
+
+send_touches as (
+    select
+        concat('send:', sends.send_id) as interaction_id,
+        identities.customer_id,
+        'send' as interaction_type,
+        sends.channel as channel_id,
+        'outbound' as direction,
+        sends.sent_at as occurred_at,
+        {{ local_date('sends.sent_at') }} as occurred_date,
+        sends.campaign_id,
+        cast(sends.send_id as varchar) as source_record_id,
+        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as bigint) as duration_seconds
+    from sends
+    left join identities
+        on identities.source_system = 'crm' and sends.contact_id = identities.source_record_id
+),
+
+response_touches as (
+    select
+        concat('response:', responses.response_id) as interaction_id,
+        identities.customer_id,
+        responses.response_type as interaction_type,
+        sends.channel as channel_id,
+        'inbound' as direction,
+        responses.responded_at as occurred_at,
+        {{ local_date('responses.responded_at') }} as occurred_date,
+        sends.campaign_id,
+        cast(responses.response_id as varchar) as source_record_id,
+        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as bigint) as duration_seconds
+    from responses
+    inner join sends on responses.send_id = sends.send_id
+    left join identities
+        on identities.source_system = 'crm' and sends.contact_id = identities.source_record_id
+),
+
+session_touches as (
+    select
+        concat('web_session:', sessions.session_id) as interaction_id,
+        identities.customer_id,
+        'web_session' as interaction_type,
+        'web_session' as channel_id,
+        'inbound' as direction,
+        sessions.started_at as occurred_at,
+        {{ local_date('sessions.started_at') }} as occurred_date,
+        cast(null as varchar) as campaign_id,
+        sessions.session_id as source_record_id,
+        cast(null as decimal(18, 2)) as net_revenue,
+        {{ dbt.datediff('sessions.started_at', 'sessions.ended_at', 'second') }} as duration_seconds  -- noqa: LT05
+    from sessions
+    left join identities
+        on identities.source_system = 'web' and sessions.session_id = identities.source_record_id
+),
+
+case_touches as (
+    select
+        concat('support_case:', case_id) as interaction_id,
+        customer_id,
+        'support_case' as interaction_type,
+        'support_case' as channel_id,
+        'inbound' as direction,
+        {{ to_utc('opened_at') }} as occurred_at,
+        opened_date as occurred_date,
+        cast(null as varchar) as campaign_id,
+        case_id as source_record_id,
+        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as bigint) as duration_seconds
+    from cases
+),
+
+touches as (
+    select * from order_touches
+    union all
+    select * from call_touches
+    union all
+    select * from send_touches
+    union all
+    select * from response_touches
+    union all
+    select * from session_touches
+    union all
+    select * from case_touches
+),
+
+final as (
+    select * from touches
+    where occurred_date < cast('{{ var("as_of") }}' as date)
+)
+
+select * from final

@@ -1,0 +1,140 @@
+with customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+cases as (
+    select * from {{ ref('fct_support_cases') }}
+),
+
+scores as (
+    select * from {{ ref('customer_scores') }}
+),
+
+interactions as (
+    select * from {{ ref('fct_interactions') }}
+),
+
+-- Preferred channel by interactions: where the customer most often reaches us (orders, calls, web sessions,
+-- cases, responses to campaigns), ties to the most recent.
+interaction_channels as (
+    select
+        customer_id,
+        channel_id,
+        count(*) as interactions,
+        max(occurred_at) as last_occurred_at
+    from interactions
+    where customer_id is not null and direction = 'inbound'
+    group by customer_id, channel_id
+),
+
+preferred_interaction_channels as (
+    select
+        customer_id,
+        channel_id as preferred_channel_by_interactions
+    from interaction_channels
+    qualify row_number() over (
+        partition by customer_id order by interactions desc, last_occurred_at desc, channel_id asc
+    ) = 1
+),
+
+-- Preferred channel by responses: the campaign channel whose sends the customer responds to most often (opens,
+-- clicks, conversions per send), among channels with at least one response; ties to the most responses.
+response_channels as (
+    select
+        customer_id,
+        channel_id,
+        count(*) filter (where interaction_type in ('open', 'click', 'conversion')) as responses,
+        count(*) filter (where interaction_type = 'send') as sends
+    from interactions
+    where customer_id is not null and campaign_id is not null
+    group by customer_id, channel_id
+),
+
+preferred_response_channels as (
+    select
+        customer_id,
+        channel_id as preferred_channel_by_responses
+    from response_channels
+    where responses > 0
+    qualify row_number() over (
+        partition by customer_id order by responses / greatest(sends, 1) desc, responses desc, channel_id asc
+    ) = 1
+),
+
+last_contacts as (
+    select
+        customer_id,
+        occurred_at as last_contact_at,
+        channel_id as last_contact_channel,
+        interaction_type as last_contact_type
+    from interactions
+    where customer_id is not null
+    qualify row_number() over (partition by customer_id order by occurred_at desc, interaction_id asc) = 1
+),
+
+-- lifetime orders, revenue and first/last order come from dim_customers; only what it lacks is added here
+order_summaries as (
+    select
+        customer_id,
+        sum(margin) as lifetime_margin
+    from orders
+    group by customer_id
+),
+
+case_summaries as (
+    select
+        customer_id,
+        count(*) as support_cases,
+        count(*) filter (where is_open) as open_support_cases,
+        avg(satisfaction_score) as average_satisfaction
+    from cases
+    where customer_id is not null
+    group by customer_id
+),
+
+final as (
+    select
+        customers.customer_id,
+        customers.customer_type,
+        customers.geography_id,
+        customers.country_code,
+        customers.city,
+        customers.email_masked,
+        customers.phone_masked,
+        customers.loyalty_tier,
+        scores.rfm_segment,
+        scores.rfm_cell,
+        customers.trailing_12m_net_revenue,
+        customers.lifetime_orders,
+        customers.lifetime_net_revenue,
+        coalesce(order_summaries.lifetime_margin, 0) as lifetime_margin,
+        customers.lifetime_net_revenue / nullif(customers.lifetime_orders, 0) as average_order_value,
+        customers.first_order_date,
+        customers.last_order_date,
+        preferred_interaction_channels.preferred_channel_by_interactions,
+        preferred_response_channels.preferred_channel_by_responses,
+        coalesce(case_summaries.support_cases, 0) as support_cases,
+        coalesce(case_summaries.open_support_cases, 0) as open_support_cases,
+        case_summaries.average_satisfaction,
+        last_contacts.last_contact_at,
+        last_contacts.last_contact_channel,
+        last_contacts.last_contact_type,
+        customers.has_email_consent,
+        customers.has_sms_consent,
+        customers.has_phone_consent,
+        customers.as_of_date,
+        customers.reporting_currency_code
+    from customers
+    left join order_summaries on customers.customer_id = order_summaries.customer_id
+    left join preferred_interaction_channels on customers.customer_id = preferred_interaction_channels.customer_id
+    left join preferred_response_channels on customers.customer_id = preferred_response_channels.customer_id
+    left join last_contacts on customers.customer_id = last_contacts.customer_id
+    left join case_summaries on customers.customer_id = case_summaries.customer_id
+    left join scores on customers.customer_id = scores.customer_id
+)
+
+select * from final
