@@ -56,3 +56,18 @@ where has_purchased
 group by loyalty_tier
 order by case loyalty_tier when 'platinum' then 1 when 'gold' then 2 when 'silver' then 3 else 4 end
 """
+
+MODEL_RUNS_SQL = """
+select
+    model,
+    score_source,
+    beats_baseline,
+    json_extract(metrics, '$.mae_spend')::double as model_mae_spend,
+    json_extract(baseline_metrics, '$.mae_spend')::double as baseline_mae_spend,
+    json_extract(metrics, '$.auc')::double as model_auc,
+    json_extract(baseline_metrics, '$.auc')::double as baseline_auc,
+    notes
+from ml.model_runs
+where as_of = (select max(as_of) from ml.model_runs) and baseline_metrics is not null
+order by model
+"""

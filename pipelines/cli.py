@@ -254,6 +254,45 @@ def status(as_json: bool) -> None:
         click.echo("Last run:           none")
 
 
+@main.command()
+@click.option("--truth", "truth_dir", type=click.Path(path_type=Path), help="Truth folder of `crm demo-data`.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate(truth_dir: Path | None, as_json: bool) -> None:
+    """Demo data only: judge the published scores against the generator's truth, beside baseline and oracle."""
+    from pipelines.ml.evaluation import evaluate as evaluate_models
+    from pipelines.publish.snapshot import current_snapshot
+
+    settings = load_settings()
+    truth_dir = truth_dir or settings.truth_dir
+    published = current_snapshot(settings.published_dir)
+    if not published:
+        raise click.ClickException("nothing is published yet: run `crm run` first")
+    if not (truth_dir / "people.parquet").exists():
+        raise click.ClickException(f"{truth_dir} holds no demo truth (people.parquet); only demo data can be judged")
+    as_of = date.fromisoformat(published["as_of"])
+    figures = evaluate_models(Path(published["path"]), truth_dir, as_of, settings.churn_window_days)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    clv, churn = figures["clv"], figures["churn"]
+    click.echo(f"Scores as of {as_of} against the demo truth ({clv['actual']['customers']:,} customers)")
+    columns = ("model", "baseline", "history_ceiling", "oracle")
+    click.echo(f"{'':44}{'model':>10}{'baseline':>10}{'best from':>10}{'oracle':>10}")
+    click.echo(f"{'':44}{'':>10}{'':>10}{'history':>10}{'':>10}")
+    rows = (
+        ("CLV: mean absolute error of 6-month spend", clv, "mae_spend_6m", "{:10.2f}"),
+        ("CLV: rank correlation with 6-month spend", clv, "spearman_spend_6m", "{:10.3f}"),
+        (f"Churn: AUC of no purchase in {settings.churn_window_days} days", churn, "auc", "{:10.3f}"),
+    )
+    for label, model, figure, style in rows:
+        values = "".join(style.format(model[name][figure]) for name in columns)
+        click.echo(f"{label:44}{values}")
+    click.echo(
+        "best from history: BG/NBD and Gamma-Gamma with the generator's true parameters, given each customer's "
+        "purchases;\noracle: each customer's true rate and whether they were still active (no model can know)."
+    )
+
+
 def _iso(timestamp: float | None) -> str | None:
     from datetime import datetime
 

@@ -23,7 +23,7 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
     ingest = [build_ingest_asset(contract) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
-    ml = build_ml_assets(settings.today, settings.rfm_window_days)
+    ml = build_ml_assets(settings)
     publish = build_publish_asset([*ingest, *dbt_models, *ml], settings.today)
     nightly = dg.define_asset_job(NIGHTLY_JOB, selection=dg.AssetSelection.all(), description="The whole graph.")
     return dg.Definitions(

@@ -42,9 +42,11 @@ class Settings:
     churn_window_days: int
     clv_horizon_months: int
     clv_discount_rate: float
+    clv_holdout_months: int
     tier_silver_min_spend: float
     tier_gold_min_spend: float
     tier_platinum_min_spend: float
+    tier_upgrade_closeness: float
     campaign_control_share: float
     campaign_attribution_days: int
 

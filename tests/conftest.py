@@ -10,6 +10,7 @@ import pytest
 SMALL_CUSTOMERS = 1500
 SEED = 7
 AS_OF = date(2026, 6, 30)
+LATER = date(2026, 9, 30)  # a second run, three months on, with no new orders: some customers' tier falls
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,21 @@ def run_nightly(environ: dict[str, str], as_of: date = AS_OF):
 def pipeline_run(small_world: World) -> tuple[World, object]:
     """The whole nightly job over the small world."""
     return small_world, run_nightly(small_world.environ)
+
+
+@pytest.fixture(scope="session")
+def second_run_root(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the small world's landing zone and warehouse, run again three months later (no new orders)."""
+    import shutil
+
+    world, first = pipeline_run
+    assert first.success
+    root = tmp_path_factory.mktemp("second_run")
+    for folder in ("landing", "warehouse"):
+        shutil.copytree(world.root / folder, root / folder)
+    result = run_nightly(world_environ(root), LATER)
+    assert result.success
+    return root
 
 
 def require_system_tool(path: str, install_hint: str) -> None:

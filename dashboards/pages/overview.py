@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboards.queries import HEADLINE_SQL, SEGMENTS_SQL, TIERS_SQL, published, query
+from dashboards.queries import HEADLINE_SQL, MODEL_RUNS_SQL, SEGMENTS_SQL, TIERS_SQL, published, query
 
 st.title("Customer overview")
 snapshot = published()
@@ -40,3 +40,18 @@ st.dataframe(
 
 st.subheader("Loyalty tiers")
 st.dataframe(query(path, TIERS_SQL), hide_index=True)
+
+st.subheader("Scores this run")
+MODEL_NAMES = {"clv": "Lifetime value", "churn": "Churn risk"}
+for run in query(path, MODEL_RUNS_SQL).itertuples():
+    name = MODEL_NAMES.get(run.model, run.model)
+    if run.model == "clv":
+        figures = (
+            f"holdout error of spend {run.model_mae_spend:,.2f} against the baseline's {run.baseline_mae_spend:,.2f}"
+        )
+    else:
+        figures = f"out-of-time AUC {run.model_auc:.3f} against the baseline's {run.baseline_auc:.3f}"
+    if run.score_source == "model":
+        st.success(f"{name}: the model's scores ({figures}).")
+    else:
+        st.warning(f"{name}: the baseline's scores are shown this run, not the model's ({figures}). {run.notes or ''}")

@@ -58,6 +58,9 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     """Two steps of one dbt project: the warehouse (everything but the ``scores`` tag), then, once the Python
     models have written their scores, the marts and the history snapshot over them."""
     translator = CrmDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    # Read the manifest here rather than pass its path: dagster-dbt caches manifests by path for the life of the
+    # process, so definitions built after `prepare_manifest(force=True)` would still see the parse before it.
+    manifest = json.loads(dbt_project.manifest_path.read_text())
 
     def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
         # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
@@ -66,7 +69,7 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         yield from dbt.cli(args, context=context).stream()
 
     @dbt_assets(
-        manifest=dbt_project.manifest_path,
+        manifest=manifest,
         project=dbt_project,
         exclude=SCORES_SELECTION,
         dagster_dbt_translator=translator,
@@ -75,7 +78,7 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         yield from build(context, dbt, warehouse)
 
     @dbt_assets(
-        manifest=dbt_project.manifest_path,
+        manifest=manifest,
         project=dbt_project,
         select=SCORES_SELECTION,
         dagster_dbt_translator=translator,

@@ -25,6 +25,16 @@ def test_overview_shows_headline_figures_and_every_segment_of_the_snapshot(pipel
     shown = set(app.dataframe[0].value["segment"])
     assert shown == segments and len(segments) >= 5
     assert "As of 2026-06-30" in app.caption[0].value
+    with duckdb.connect(current_snapshot(world.root / "published")["path"], read_only=True) as connection:
+        sources = dict(
+            connection.execute(
+                "select model, score_source from ml.model_runs where model in ('clv', 'churn')"
+            ).fetchall()
+        )
+    said = [element.value for element in [*app.success, *app.warning]]
+    for model, name in (("clv", "Lifetime value"), ("churn", "Churn risk")):
+        (line,) = [text for text in said if text.startswith(name)]
+        assert ("the model's scores" in line) == (sources[model] == "model"), line
 
 
 def test_overview_says_what_to_do_when_nothing_is_published(tmp_path, monkeypatch):

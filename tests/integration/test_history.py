@@ -1,32 +1,16 @@
 """Two real runs with tier and segment changes between them leave the changes in the snapshot history."""
 
-import shutil
-from datetime import date
-
 import duckdb
 import pytest
 
 from pipelines.publish.snapshot import current_snapshot
-from tests.conftest import AS_OF, run_nightly, world_environ
+from tests.conftest import AS_OF, LATER
 
 pytestmark = pytest.mark.integration
-LATER = date(2026, 9, 30)  # three months on, with no new orders: some customers' trailing spend falls
 
 
-@pytest.fixture(scope="module")
-def second_run(pipeline_run, tmp_path_factory):
-    world, first = pipeline_run
-    assert first.success
-    root = tmp_path_factory.mktemp("history")
-    for folder in ("landing", "warehouse"):
-        shutil.copytree(world.root / folder, root / folder)
-    result = run_nightly(world_environ(root), LATER)
-    assert result.success
-    return root
-
-
-def test_tier_changes_between_runs_are_kept_as_versions(second_run):
-    pointer = current_snapshot(second_run / "published")
+def test_tier_changes_between_runs_are_kept_as_versions(second_run_root):
+    pointer = current_snapshot(second_run_root / "published")
     with duckdb.connect(pointer["path"], read_only=True) as connection:
         moves = connection.execute(
             """select earlier.loyalty_tier, later.loyalty_tier, earlier.rfm_segment, later.rfm_segment,

@@ -1,0 +1,418 @@
+"""Behavioural segmentation: k-means on standardised behaviour, with segments described in words.
+
+Customers are clustered with k-means (J. MacQueen, "Some methods for classification and analysis of multivariate
+observations", *Proc. 5th Berkeley Symposium*, 1967), fitted with Lloyd's algorithm (S. P. Lloyd, "Least squares
+quantization in PCM", *IEEE Trans. Information Theory* 28(2), 1982) from k-means++ starts (Arthur and
+Vassilvitskii, 2007). The number of clusters is chosen by the mean silhouette width (P. J. Rousseeuw,
+"Silhouettes: a graphical aid to the interpretation and validation of cluster analysis", *J. Computational and
+Applied Mathematics* 20, 1987), computed on a seeded sample so that a million customers stay cheap: the model is
+fitted and scored on the sample and every customer is then assigned to the nearest centre.
+
+Each cluster is described by the features whose cluster mean lies furthest from the population mean, measured in
+the standardised units the clustering used, and phrased in words with the actual means for an analyst to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+KEY = "customer_id"
+PROFILE_COLUMNS = ("cluster", "cluster_name", "customers", "customer_share", "description")
+TIE_TOLERANCE = 0.005  # a smaller k whose silhouette is within this of the best is preferred
+NOTABLE_Z = 0.5  # |z| from which a feature is said to differ ("more" / "less")
+STRONG_Z = 1.0  # |z| from which it differs "far"
+MAX_TERMS = 4  # features named in a description at most
+MIN_CUSTOMERS = 4  # two clusters of two: the least a silhouette can be computed on
+NEAR_AVERAGE = "close to the average customer on every measure"
+_MONEY_WORDS = frozenset({"revenue", "value", "spend", "spent", "amount", "monetary", "sales", "price", "margin"})
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """The result of :func:`segment_customers`.
+
+    Attributes
+    ----------
+    assignments
+        One row per customer: ``customer_id``, ``cluster`` (1..k, 1 the largest), ``cluster_name`` and
+        ``distance`` (Euclidean, to the cluster centre, in standardised units).
+    profiles
+        One row per cluster: ``cluster``, ``cluster_name``, ``customers``, ``customer_share``, ``description``,
+        then for every feature its mean in the cluster (column named as the feature, in the feature's own units)
+        and ``<feature>__z``, the cluster mean in standardised units (0 is the population mean; log1p applied
+        first for ``log_features``; 0 for a dropped constant feature).
+    selection
+        One row per k tried: ``k``, ``silhouette`` (mean silhouette width on the sample), ``inertia`` (within-
+        cluster sum of squares on the sample) and ``chosen``.
+    k
+        The number of clusters chosen.
+    criterion
+        How k was chosen, in plain words.
+    features
+        The features the clustering used (the requested ones less any dropped).
+    dropped_features
+        Feature -> why it was left out of the clustering (e.g. it has the same value for every customer).
+    parameters
+        The settings that reproduce the run: seed, sample size, n_init, log features, k range requested and tried.
+    """
+
+    assignments: pl.DataFrame
+    profiles: pl.DataFrame
+    selection: pl.DataFrame
+    k: int
+    criterion: str
+    features: tuple[str, ...] = ()
+    dropped_features: Mapping[str, str] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able summary for a model-runs table: k, criterion, silhouettes, features and cluster sizes."""
+        return {
+            "method": "k-means (MacQueen 1967; Lloyd 1982) on standardised features, k by silhouette (Rousseeuw 1987)",
+            "k": self.k,
+            "criterion": self.criterion,
+            "silhouettes": {str(k): float(s) for k, s in self.selection.select("k", "silhouette").iter_rows()},
+            "inertias": {str(k): float(s) for k, s in self.selection.select("k", "inertia").iter_rows()},
+            "features": list(self.features),
+            "dropped_features": dict(self.dropped_features),
+            "clusters": [
+                {"cluster": c, "name": name, "customers": n}
+                for c, name, n in self.profiles.select("cluster", "cluster_name", "customers").iter_rows()
+            ],
+            **{key: list(value) if isinstance(value, tuple) else value for key, value in self.parameters.items()},
+        }
+
+
+def _validate(
+    customers: pl.DataFrame, features: Sequence[str], log_features: Sequence[str], k_range: Sequence[int]
+) -> None:
+    if isinstance(features, str):
+        raise ValueError("segments: features must be a sequence of column names, not one string")
+    if not features:
+        raise ValueError("segments: no features given; pass the behaviour columns to cluster on")
+    if len(set(features)) != len(features):
+        repeated = sorted({f for f in features if list(features).count(f) > 1})
+        raise ValueError(f"segments: feature(s) listed twice: {', '.join(repeated)}")
+    reserved = [f for f in features if f in (KEY, *PROFILE_COLUMNS)]
+    if reserved:
+        raise ValueError(f"segments: feature name(s) {', '.join(reserved)} clash with output columns; rename them")
+    missing = [column for column in (KEY, *features) if column not in customers.columns]
+    if missing:
+        raise ValueError(f"segments: input lacks column(s) {', '.join(missing)}")
+    unknown_log = [f for f in log_features if f not in features]
+    if unknown_log:
+        raise ValueError(f"segments: log_features not among the features: {', '.join(unknown_log)}")
+    for column in features:
+        dtype = customers.schema[column]
+        if not (dtype.is_numeric() or dtype == pl.Boolean):
+            raise ValueError(f"segments: feature {column} is {dtype}, not numeric")
+    if customers[KEY].null_count():
+        raise ValueError(f"segments: {KEY} has nulls")
+    if customers[KEY].is_duplicated().any():
+        duplicated = customers.filter(pl.col(KEY).is_duplicated())[KEY].unique(maintain_order=True).head(3)
+        raise ValueError(f"segments: {KEY} must be unique; duplicated: {duplicated.to_list()}")
+    for column in features:
+        values = customers[column]
+        nulls = values.null_count() + (values.is_nan().sum() if values.dtype.is_float() else 0)
+        if nulls:
+            raise ValueError(
+                f"segments: feature {column} has {nulls} null/NaN value(s); fill them before segmenting "
+                "(e.g. 0 for counts and shares of customers with no such activity)"
+            )
+        if values.dtype.is_float() and values.is_infinite().any():
+            raise ValueError(f"segments: feature {column} has infinite values")
+    if not k_range or any(isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2 for k in k_range):
+        raise ValueError(f"segments: k_range must be integers of at least 2; got {list(k_range)}")
+
+
+def _usable_ks(k_range: Sequence[int], sample_rows: int, distinct_rows: int) -> list[int]:
+    """The ks that fit the data: at least two customers per cluster on average, and no more clusters than
+    distinct customer profiles (beyond that k-means would have to leave clusters empty)."""
+    return [k for k in sorted({int(k) for k in k_range}) if 2 * k <= sample_rows and k <= distinct_rows]
+
+
+def _describe_ks(ks: Sequence[int]) -> str:
+    if len(ks) > 2 and list(ks) == list(range(ks[0], ks[-1] + 1)):
+        return f"k from {ks[0]} to {ks[-1]}"
+    return "k in " + ", ".join(str(k) for k in ks)
+
+
+def _default_label(feature: str) -> str:
+    """``channel_share__web`` -> ``channel share (web)``; ``orders_12m`` -> ``orders 12m``."""
+    head, _, tail = feature.partition("__")
+    words = head.replace("_", " ").strip()
+    return f"{words} ({tail.replace('_', ' ').strip()})" if tail else words
+
+
+def _value_kind(feature: str, values: np.ndarray) -> str:
+    """How to print a feature: ``share`` (percent) for shares and rates held as fractions in [0, 1], ``money``
+    (2 decimals) for revenue-like names, otherwise ``count`` (1 decimal)."""
+    name = feature.lower()
+    tokens = set(name.replace("__", "_").split("_"))
+    if ("share" in name or "rate" in tokens) and values.min() >= 0 and values.max() <= 1:
+        return "share"
+    if tokens & _MONEY_WORDS:
+        return "money"
+    return "count"
+
+
+def _format(value: float, kind: str) -> str:
+    if kind == "share":
+        return f"{value:.0%}"
+    if kind == "money":
+        return f"{value:,.2f}"
+    return f"{value:,.1f}"
+
+
+def _standout_terms(z: Mapping[str, float], agrees: Mapping[str, bool]) -> list[tuple[str, float]]:
+    """The features to describe a cluster by: up to four with |z| >= 0.5, largest first. A log-scaled feature
+    whose raw mean lies on the other side of the population mean from its z is skipped, as words and numbers
+    would contradict each other."""
+    ranked = sorted(((f, v) for f, v in z.items() if agrees[f]), key=lambda item: (-abs(item[1]), item[0]))
+    return [(f, v) for f, v in ranked if abs(v) >= NOTABLE_Z][:MAX_TERMS]
+
+
+def _phrase(z: float) -> str:
+    direction = "more" if z > 0 else "less"
+    return f"far {direction}" if abs(z) >= STRONG_Z else direction
+
+
+def _describe_cluster(
+    terms: Sequence[tuple[str, float]],
+    means: Mapping[str, float],
+    population: Mapping[str, float],
+    kinds: Mapping[str, str],
+    labels: Mapping[str, str],
+) -> str:
+    if not terms:
+        return NEAR_AVERAGE[0].upper() + NEAR_AVERAGE[1:] + "."
+    parts = [
+        f"{labels[f]}: {_phrase(z)} than average "
+        f"({_format(means[f], kinds[f])} against {_format(population[f], kinds[f])})"
+        for f, z in terms
+    ]
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def _name_cluster(terms: Sequence[tuple[str, float]], labels: Mapping[str, str]) -> str:
+    named = terms[:2]
+    if not named:
+        return "Average customers"
+    text = ", ".join(f"{'high' if z > 0 else 'low'} {labels[f]}" for f, z in named)
+    return text[0].upper() + text[1:]
+
+
+def _unique_names(names: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return unique
+
+
+def segment_customers(
+    customers: pl.DataFrame,
+    features: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None = None,
+    k_range: Sequence[int] = range(2, 9),
+    sample_size: int = 10_000,
+    seed: int = 0,
+    log_features: Sequence[str] = (),
+    n_init: int = 10,
+) -> Segmentation:
+    """Cluster customers on standardised behaviour with k-means, k chosen by silhouette, and describe the clusters.
+
+    Method: heavy-tailed ``log_features`` are clipped at 0 and log1p-transformed; every feature is standardised to
+    mean 0 and variance 1 over all customers (a feature with the same value for every customer is dropped and
+    reported in ``dropped_features``). On a seeded sample of ``sample_size`` customers (all of them if fewer),
+    k-means (MacQueen 1967; Lloyd's algorithm, Lloyd 1982; k-means++ starts, ``n_init`` restarts,
+    ``random_state=seed``) is fitted for each k in ``k_range`` and scored by the mean silhouette width on the
+    sample (Rousseeuw 1987). The k with the highest silhouette is chosen, except that the smallest k within
+    0.005 of the best is preferred to a larger one. Every customer is then assigned to the nearest centre of the
+    chosen fit, so the cost of the whole population is one distance computation per customer.
+
+    Parameters
+    ----------
+    customers
+        One row per customer who has ordered: ``customer_id`` and the numeric (or boolean) feature columns,
+        without nulls or NaN (fill them first: a customer with no store orders has a store share of 0).
+    features
+        The feature columns to cluster on, e.g. ``recency_days``, ``orders_12m``, ``channel_share__web``.
+    labels
+        Feature -> words for descriptions and names, e.g. ``{"orders_12m": "orders in the last 12 months"}``.
+        Features without a label get one from their name; labels for features not used are ignored.
+    k_range
+        The numbers of clusters to try, each at least 2. Ks that would leave fewer than two sampled customers
+        per cluster on average (or more clusters than distinct sampled profiles) are left out, and the
+        ``criterion`` says so; fewer than 4 customers is an error.
+    sample_size
+        How many customers to fit and score on; the silhouette costs the square of this.
+    seed
+        Seeds the sample and k-means.
+    log_features
+        Heavy-tailed counts and amounts (revenue, orders, sessions) to log1p before standardising; values below
+        0 (net revenue after returns) are clipped to 0 first.
+    n_init
+        k-means restarts per k; the best (lowest inertia) is kept.
+
+    Returns
+    -------
+    Segmentation
+        Assignments, one profile row per cluster with a description in words, the k selection table, the
+        chosen k and the criterion; clusters are numbered 1..k by size, largest first.
+
+    Notes
+    -----
+    Descriptions name up to four features whose cluster mean is at least 0.5 standard deviations from the
+    population mean, largest first, as "<label>: more than average (<cluster mean> against <population mean>)"
+    ("far more" / "far less" from 1.0); with none, the cluster is "close to the average customer on every
+    measure". The deviation is measured in the standardised units the clustering used (after log1p for
+    ``log_features``); a log feature whose raw cluster mean falls on the other side of the population mean is
+    not named, so words and numbers never disagree. Shares (names containing "share", and rates, held as
+    fractions in [0, 1]) print as percentages, revenue-like amounts (names with revenue, value, spend, amount,
+    sales, price, margin) with 2 decimals, everything else with 1 decimal. The cluster name is "High <label>" /
+    "Low <label>" from the top one or two of those features ("Average customers" with none), numbered
+    " (2)", " (3)" where two clusters would share a name.
+    """
+    _validate(customers, features, log_features, k_range)
+    if sample_size < MIN_CUSTOMERS:
+        raise ValueError(f"segments: sample_size must be at least {MIN_CUSTOMERS}; got {sample_size}")
+    if n_init < 1:
+        raise ValueError(f"segments: n_init must be at least 1; got {n_init}")
+    n = customers.height
+    if n < MIN_CUSTOMERS:
+        raise ValueError(f"segments: {n} customer(s) is too few to segment; need at least {MIN_CUSTOMERS}")
+    features = list(features)
+    label_of = {f: (labels or {}).get(f) or _default_label(f) for f in features}
+
+    raw = customers.select(pl.col(f).cast(pl.Float64) for f in features).to_numpy()
+    transformed = raw.copy()
+    for j, f in enumerate(features):
+        if f in log_features:
+            transformed[:, j] = np.log1p(np.clip(transformed[:, j], 0.0, None))
+    constant = [j for j in range(len(features)) if np.ptp(transformed[:, j]) == 0]
+    dropped = {features[j]: f"the same value ({_format(raw[0, j], 'count')}) for every customer" for j in constant}
+    kept = [j for j in range(len(features)) if j not in constant]
+    if not kept:
+        raise ValueError("segments: every feature has the same value for every customer; nothing to segment on")
+    matrix = np.ascontiguousarray(StandardScaler().fit_transform(transformed[:, kept]))
+    del transformed  # a million customers: keep only the raw values (for means) and the standardised matrix
+
+    rng = np.random.default_rng(seed)
+    sample_index = np.arange(n) if n <= sample_size else np.sort(rng.choice(n, size=sample_size, replace=False))
+    sample = matrix[sample_index]
+    requested = sorted({int(k) for k in k_range})
+    distinct = len(np.unique(sample, axis=0))
+    ks = _usable_ks(requested, len(sample), distinct)
+    if not ks:
+        raise ValueError(
+            f"segments: no k in {requested} fits {len(sample)} sampled customers with {distinct} distinct "
+            "profiles; k-means needs two customers per cluster on average and a distinct profile per cluster"
+        )
+
+    fits: dict[int, KMeans] = {}
+    silhouettes: dict[int, float] = {}
+    for k in ks:
+        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(sample)
+        fits[k] = model
+        silhouettes[k] = float(silhouette_score(sample, model.labels_))
+    best = max(ks, key=lambda k: (silhouettes[k], -k))
+    chosen = min(k for k in ks if silhouettes[k] >= silhouettes[best] - TIE_TOLERANCE)
+
+    sample_words = f"all {n:,} customers" if len(sample) == n else f"a {len(sample):,}-customer sample of {n:,}"
+    criterion = f"highest mean silhouette on {sample_words}, {_describe_ks(ks)}"
+    if ks != requested:
+        criterion += f" (of {_describe_ks(requested)} requested, as larger k needs more distinct customers)"
+    criterion += f"; a smaller k within {TIE_TOLERANCE} of the best silhouette is preferred"
+    if chosen != best:
+        criterion += f" (k={chosen} at {silhouettes[chosen]:.3f} preferred to k={best} at {silhouettes[best]:.3f})"
+
+    # The chosen fit is the sample fit above (same data, same seed): assign everyone to its nearest centre.
+    model = fits[chosen]
+    fitted_labels = model.predict(matrix)
+    sizes = np.bincount(fitted_labels, minlength=chosen)
+    order = sorted(range(chosen), key=lambda c: (-sizes[c], c))  # number clusters by size, largest first
+    renumber = np.empty(chosen, dtype=np.int64)
+    renumber[order] = np.arange(1, chosen + 1)
+    cluster = renumber[fitted_labels]
+    distance = np.linalg.norm(matrix - model.cluster_centers_[fitted_labels], axis=1)
+
+    counts = np.bincount(cluster, minlength=chosen + 1)[1:]
+    population = {f: float(raw[:, j].mean()) for j, f in enumerate(features)}
+    kinds = {f: _value_kind(f, raw[:, j]) for j, f in enumerate(features)}
+    means = {
+        f: np.bincount(cluster, weights=raw[:, j], minlength=chosen + 1)[1:] / counts for j, f in enumerate(features)
+    }
+    zs = {f: np.zeros(chosen) for f in dropped}  # a constant feature does not differ from the population
+    for column, j in enumerate(kept):
+        zs[features[j]] = np.bincount(cluster, weights=matrix[:, column], minlength=chosen + 1)[1:] / counts
+
+    names, descriptions = [], []
+    for c in range(chosen):
+        z = {f: float(zs[f][c]) for f in features if f not in dropped}
+        agrees = {f: f not in log_features or (means[f][c] - population[f]) * z[f] > 0 for f in z}
+        terms = _standout_terms(z, agrees)
+        cluster_means = {f: float(means[f][c]) for f in features}
+        descriptions.append(_describe_cluster(terms, cluster_means, population, kinds, label_of))
+        names.append(_name_cluster(terms, label_of))
+    names = _unique_names(names)
+
+    profiles = pl.DataFrame(
+        {
+            "cluster": pl.Series(range(1, chosen + 1), dtype=pl.Int32),
+            "cluster_name": names,
+            "customers": pl.Series(counts, dtype=pl.Int64),
+            "customer_share": counts / n,
+            "description": descriptions,
+            **{column: values for f in features for column, values in ((f, means[f]), (f"{f}__z", zs[f]))},
+        }
+    )
+    assignments = pl.DataFrame(
+        {
+            KEY: customers[KEY],
+            "cluster": pl.Series(cluster, dtype=pl.Int32),
+            "cluster_name": pl.Series(names)[cluster - 1],
+            "distance": distance,
+        }
+    )
+    selection = pl.DataFrame(
+        {
+            "k": pl.Series(ks, dtype=pl.Int64),
+            "silhouette": [silhouettes[k] for k in ks],
+            "inertia": [float(fits[k].inertia_) for k in ks],
+            "chosen": [k == chosen for k in ks],
+        }
+    )
+    parameters = {
+        "seed": seed,
+        "customers": n,
+        "sample_size": len(sample),
+        "n_init": n_init,
+        "log_features": tuple(f for f in features if f in log_features),
+        "k_range_requested": tuple(requested),
+        "k_range_tried": tuple(ks),
+    }
+    return Segmentation(
+        assignments=assignments,
+        profiles=profiles,
+        selection=selection,
+        k=chosen,
+        criterion=criterion,
+        features=tuple(features[j] for j in kept),
+        dropped_features=dropped,
+        parameters=parameters,
+    )
+
+
+__all__ = ["Segmentation", "segment_customers"]

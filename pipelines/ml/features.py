@@ -1,0 +1,188 @@
+"""SQL that reads the marts as of a cutoff: purchase summaries for the lifetime-value models, behaviour features
+for churn and segmentation, and what happened in a window after the cutoff (labels and holdout actuals).
+
+Every query takes the cutoff as a bound parameter and reads only what happened before it, so the same SQL
+builds training data at an earlier cutoff and scoring data at the run's own. Returns come from the facts as
+the run sees them (net of returns recorded before the run's as-of date), a small look-ahead on a past cutoff.
+"""
+
+from datetime import date
+
+import duckdb
+import polars as pl
+
+# Purchase occasions: days with a positive net value. A day whose orders were all returned (or worth nothing)
+# is not a purchase for the lifetime-value models; Gamma-Gamma needs a positive spend.
+OCCASIONS_SQL = """
+select customer_id, order_date, sum(net_revenue)::double as value
+from marts.fct_orders
+where order_date < $cutoff
+group by customer_id, order_date
+having sum(net_revenue) > 0
+"""
+
+CLV_SUMMARY_SQL = f"""
+with occasions as ({OCCASIONS_SQL})
+select
+    customer_id,
+    count(*) - 1 as frequency,
+    date_diff('day', min(order_date), max(order_date))::double as recency,
+    date_diff('day', min(order_date), $cutoff::date)::double as "T",
+    (sum(value) - arg_min(value, order_date)) / nullif(count(*) - 1, 0) as monetary_value,
+    avg(value) as average_order_value
+from occasions
+group by customer_id
+order by customer_id
+"""
+
+WINDOW_ACTUALS_SQL = """
+with occasions as (
+    select customer_id, order_date, sum(net_revenue)::double as value
+    from marts.fct_orders
+    where order_date >= $cutoff and order_date < $cutoff::date + to_days($days::integer)
+    group by customer_id, order_date
+    having sum(net_revenue) > 0
+)
+select customer_id, count(*) as purchases, sum(value) as spend
+from occasions
+group by customer_id
+"""
+
+BEHAVIOUR_SQL = """
+with orders as (
+    select * from marts.fct_orders where order_date < $cutoff
+),
+buyers as (
+    select
+        customer_id,
+        date_diff('day', max(order_date), $cutoff::date) as recency_days,
+        date_diff('day', min(order_date), $cutoff::date) as tenure_days,
+        count(*) as lifetime_orders,
+        count(*) filter (where order_date >= $cutoff::date - 90) as orders_90d,
+        count(*) filter (where order_date >= $cutoff::date - 365) as orders_365d,
+        coalesce(sum(net_revenue) filter (where order_date >= $cutoff::date - 365), 0)::double as net_revenue_365d,
+        (sum(net_revenue) / count(*))::double as average_order_value,
+        (sum(refund_amount) / nullif(sum(gross_amount), 0))::double as return_rate,
+        (count(*) filter (where sales_channel = 'web'))::double / count(*) as channel_share__web,
+        (count(*) filter (where sales_channel = 'store'))::double / count(*) as channel_share__store,
+        (count(*) filter (where sales_channel = 'phone'))::double / count(*) as channel_share__phone
+    from orders
+    group by customer_id
+),
+touches as (
+    select
+        customer_id,
+        count(*) filter (where interaction_type = 'support_case' and occurred_date >= $cutoff::date - 365)
+            as support_cases_365d,
+        count(*) filter (where interaction_type = 'call' and occurred_date >= $cutoff::date - 365) as calls_365d,
+        count(*) filter (where interaction_type = 'send' and occurred_date >= $cutoff::date - 365) as sends_365d,
+        count(*) filter (
+            where interaction_type in ('open', 'click', 'conversion') and occurred_date >= $cutoff::date - 365
+        ) as responses_365d,
+        count(*) filter (where interaction_type = 'web_session' and occurred_date >= $cutoff::date - 90)
+            as web_sessions_90d,
+        date_diff('day', max(occurred_date) filter (where interaction_type = 'web_session'), $cutoff::date)
+            as days_since_web_session
+    from marts.fct_interactions
+    where occurred_date < $cutoff and customer_id is not null
+    group by customer_id
+),
+cases as (
+    select
+        customer_id,
+        count(*) filter (where satisfaction_score <= 2) as bad_experiences_365d,
+        avg(satisfaction_score)::double as average_satisfaction
+    from marts.fct_support_cases
+    where closed_at < $cutoff and opened_date >= $cutoff::date - 365 and customer_id is not null
+    group by customer_id
+)
+select
+    buyers.*,
+    coalesce(touches.support_cases_365d, 0) as support_cases_365d,
+    coalesce(cases.bad_experiences_365d, 0) as bad_experiences_365d,
+    cases.average_satisfaction,
+    coalesce(touches.calls_365d, 0) as calls_365d,
+    coalesce(touches.sends_365d, 0) as sends_365d,
+    coalesce(touches.responses_365d, 0) as responses_365d,
+    coalesce(touches.responses_365d, 0)::double / nullif(touches.sends_365d, 0) as campaign_response_rate,
+    coalesce(touches.web_sessions_90d, 0) as web_sessions_90d,
+    touches.days_since_web_session
+from buyers
+left join touches using (customer_id)
+left join cases using (customer_id)
+order by customer_id
+"""
+
+CATEGORY_SHARES_SQL = """
+with categories as (
+    select lines.customer_id, products.department_name, sum(lines.net_revenue)::double as net_revenue
+    from marts.fct_order_lines as lines
+    join marts.dim_products as products using (product_id)
+    where lines.order_date < $cutoff
+    group by all
+)
+select
+    customer_id,
+    department_name,
+    coalesce(net_revenue / nullif(sum(net_revenue) over (partition by customer_id), 0), 0) as share
+from categories
+"""
+
+FEATURE_LABELS = {
+    "recency_days": "days since the last order",
+    "tenure_days": "days since the first order",
+    "lifetime_orders": "orders so far",
+    "orders_90d": "orders in the last 90 days",
+    "orders_365d": "orders in the last 12 months",
+    "net_revenue_365d": "net revenue in the last 12 months",
+    "average_order_value": "average order value",
+    "return_rate": "share of the amount ordered that was refunded",
+    "channel_share__web": "share of orders on the web",
+    "channel_share__store": "share of orders in store",
+    "channel_share__phone": "share of orders by phone",
+    "support_cases_365d": "support cases in the last 12 months",
+    "bad_experiences_365d": "cases rated 1 or 2 in the last 12 months",
+    "average_satisfaction": "average case satisfaction (1-5)",
+    "calls_365d": "calls to the call center in the last 12 months",
+    "sends_365d": "campaign messages received in the last 12 months",
+    "responses_365d": "responses to campaigns in the last 12 months",
+    "campaign_response_rate": "responses per campaign message",
+    "web_sessions_90d": "web sessions in the last 90 days",
+    "days_since_web_session": "days since the last web session",
+    "p_alive": "probability of still being a customer (BG/NBD)",
+    "expected_purchases_in_window": "purchases expected in the churn window (BG/NBD)",
+}
+
+
+def clv_summary(connection: duckdb.DuckDBPyConnection, cutoff: date) -> pl.DataFrame:
+    """Frequency, recency, T, monetary value and average order value in days, as of ``cutoff``."""
+    return connection.sql(CLV_SUMMARY_SQL, params={"cutoff": cutoff}).pl()
+
+
+def window_actuals(connection: duckdb.DuckDBPyConnection, cutoff: date, days: int) -> pl.DataFrame:
+    """Purchase occasions and spend of each customer in the ``days`` from ``cutoff``."""
+    return connection.sql(WINDOW_ACTUALS_SQL, params={"cutoff": cutoff, "days": days}).pl()
+
+
+def behaviour(connection: duckdb.DuckDBPyConnection, cutoff: date) -> pl.DataFrame:
+    """One row per customer who ordered before ``cutoff`` with their behaviour from every touchpoint; the category
+    mix is the share of net spend per product department (the top of the hierarchy), ``category_share__<name>``."""
+    frame = connection.sql(BEHAVIOUR_SQL, params={"cutoff": cutoff}).pl()
+    shares = connection.sql(CATEGORY_SHARES_SQL, params={"cutoff": cutoff}).pl()
+    if shares.height == 0:
+        return frame
+    shares = shares.with_columns(
+        category=pl.lit("category_share__")
+        + pl.col("department_name").str.to_lowercase().str.replace_all(r"[^a-z0-9]+", "_")
+    ).pivot(on="category", index="customer_id", values="share", aggregate_function="sum")
+    categories = sorted(column for column in shares.columns if column != "customer_id")
+    return frame.join(shares.select("customer_id", *categories), on="customer_id", how="left").with_columns(
+        pl.col(categories).fill_null(0.0)
+    )
+
+
+def feature_label(feature: str) -> str:
+    """Plain words for a feature (category shares read 'share of spend on <category>')."""
+    if feature.startswith("category_share__"):
+        return "share of spend on " + feature.removeprefix("category_share__").replace("_", " ").title()
+    return FEATURE_LABELS.get(feature, feature.replace("_", " "))

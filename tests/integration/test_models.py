@@ -1,0 +1,148 @@
+"""The scoring models inside the real nightly run: what they write to schema ml, how the scores reach the marts,
+and the fallback to the baseline when a model cannot be trusted."""
+
+import json
+from datetime import date
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.ml.assets import build_ml_assets
+from pipelines.publish.snapshot import current_snapshot
+from pipelines.resources import AS_OF_TAG, Warehouse
+from pipelines.settings import load_settings
+from tests.conftest import AS_OF
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def published(pipeline_run):
+    world, result = pipeline_run
+    assert result.success
+    with duckdb.connect(current_snapshot(world.root / "published")["path"], read_only=True) as connection:
+        yield result, connection
+
+
+def test_every_model_records_its_run_beside_its_baseline(published):
+    _, connection = published
+    runs = {
+        row[0]: row[1:]
+        for row in connection.execute(
+            "select model, rows_used, metrics, baseline_metrics, beats_baseline, score_source, training_to "
+            "from ml.model_runs"
+        ).fetchall()
+    }
+    assert set(runs) == {"rfm", "clv", "churn", "tier_movement", "behaviour_segments"}
+    for model in ("clv", "churn"):
+        rows_used, metrics, baseline, beats, source, training_to = runs[model]
+        assert rows_used > 0 and training_to is not None
+        assert json.loads(metrics) and json.loads(baseline), f"{model} keeps its figures and the baseline's"
+        assert beats is not None and source == ("model" if beats else "baseline")
+    clv = json.loads(runs["clv"][1])
+    assert {"mae_spend", "spearman_spend", "total_predicted_purchases", "total_actual_purchases"} <= clv.keys()
+    churn = json.loads(runs["churn"][1])
+    assert {"auc", "top_decile_lift", "brier", "calibration", "drivers"} <= churn.keys()
+    assert len(churn["calibration"]) == 10 and churn["drivers"][0]["auc_drop"] > 0
+
+
+def test_beats_baseline_checks_warn_without_blocking(published):
+    result, _ = published
+    checks = {
+        event.event_specific_data.asset_key.to_user_string(): event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+        and event.event_specific_data.check_name == "beats_baseline"
+    }
+    assert set(checks) == {"ml/clv_scores", "ml/churn_scores"}
+    assert all(check.severity == dg.AssetCheckSeverity.WARN for check in checks.values())
+
+
+def test_scores_cover_every_buyer_and_reach_customer_360(published):
+    _, connection = published
+    buyers = connection.execute("select count(*) from marts.dim_customers where has_purchased").fetchall()[0][0]
+    # the lifetime-value models see purchase occasions: days with a positive net value (not all refunded)
+    purchasers = connection.execute(
+        """select count(distinct customer_id) from (
+            select customer_id from marts.fct_orders group by customer_id, order_date having sum(net_revenue) > 0)"""
+    ).fetchall()[0][0]
+    assert buyers - 10 < purchasers <= buyers
+    expected = {"clv_scores": purchasers, "churn_scores": buyers, "behaviour_segments": buyers}
+    for table, rows in expected.items():
+        assert connection.execute(f"select count(*) from ml.{table}").fetchall()[0][0] == rows, table
+    bad = connection.execute(
+        """select count(*) from ml.clv_scores
+        where p_alive not between 0 and 1 or clv < 0 or clv > expected_spend + 1e-6 or expected_spend_12m < 0"""
+    ).fetchall()[0][0]
+    assert bad == 0, "probabilities in [0, 1], discounted value below undiscounted spend"
+    risk = connection.sql(
+        """select churn.churn_probability, churn.revenue_at_risk, clv.clv, churn.churn_reasons, churn.risk_band
+        from ml.churn_scores as churn join ml.clv_scores as clv using (customer_id)"""
+    ).pl()
+    assert risk["churn_probability"].is_between(0, 1).all()
+    assert ((risk["revenue_at_risk"] - risk["churn_probability"] * risk["clv"]).abs() < 1e-6).all()
+    assert risk["churn_reasons"].list.len().max() > 0
+    assert set(risk["risk_band"].unique()) <= {"high", "medium", "low"}
+    scored = connection.execute(
+        "select count(clv), count(churn_probability), count(behaviour_segment), count(tier_movement) "
+        "from marts.customer_360 where lifetime_orders > 0"
+    ).fetchall()[0]
+    assert scored == (purchasers, buyers, buyers, buyers)
+    profiles = connection.execute(
+        "select count(*), sum(customers), min(length(description)) from ml.behaviour_segment_profiles"
+    ).fetchall()[0]
+    assert profiles[0] >= 2 and profiles[1] == buyers and profiles[2] > 20
+
+
+def test_tier_movement_agrees_with_the_thresholds(published):
+    _, connection = published
+    settings = load_settings()
+    moved = connection.sql("select * from ml.tier_movement").pl()
+    floors = {"silver": settings.tier_silver_min_spend, "gold": settings.tier_gold_min_spend}
+    downgrades = moved.filter(pl.col("movement") == "downgrade risk")
+    for row in downgrades.iter_rows(named=True):
+        assert row["loyalty_tier"] != "bronze" and row["expected_spend_12m"] < floors.get(row["loyalty_tier"], 1e18)
+    upgrades = moved.filter(pl.col("movement") == "upgrade candidate")
+    assert (
+        upgrades["expected_spend_12m"] >= upgrades["trailing_12m_net_revenue"] + upgrades["spend_to_next_tier"]
+    ).all()
+    assert downgrades.height > 0
+
+
+def test_a_model_that_cannot_be_fitted_publishes_the_baseline_and_warns(tmp_path):
+    """Every customer bought twice, a day apart: BG/NBD has nothing to learn and every penalised fit fails."""
+    path = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("create schema marts")
+        connection.execute(
+            """create table marts.fct_orders as
+            select 'C' || lpad(i::varchar, 4, '0') as customer_id,
+                   date '2025-01-01' + (i % 200)::integer + day as order_date, 25.0 + i % 7 as net_revenue
+            from range(300) as t(i), (values (0), (1)) as d(day)"""
+        )
+    settings = load_settings().replace(warehouse_path=path)
+    clv = next(asset for asset in build_ml_assets(settings) if asset.key == dg.AssetKey(["ml", "clv_scores"]))
+    warehouse = Warehouse(path=str(path), landing_dir=str(tmp_path), published_dir=str(tmp_path))
+    result = dg.materialize([clv], resources={"warehouse": warehouse}, tags={AS_OF_TAG: AS_OF.isoformat()})
+    assert result.success, "a failed fit never fails the night"
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    with duckdb.connect(str(path), read_only=True) as connection:
+        sources = connection.execute("select distinct score_source from ml.clv_scores").fetchall()
+        run = connection.execute("select score_source, notes from ml.model_runs where model = 'clv'").fetchall()[0]
+    assert sources == [("baseline",)]
+    assert run[0] == "baseline" and "could not be fitted" in run[1]
+
+
+def test_rfm_migration_follows_customers_between_runs(second_run_root):
+    pointer = current_snapshot(second_run_root / "published")
+    later = date.fromisoformat(pointer["as_of"])
+    with duckdb.connect(pointer["path"], read_only=True) as connection:
+        migration = connection.sql("select * from ml.rfm_migration where as_of = $as_of", params={"as_of": later}).pl()
+        scored = connection.execute("select count(*) from ml.rfm_scores where as_of = ?", [later]).fetchall()[0][0]
+    moved = migration.filter(pl.col("from_segment") != pl.col("to_segment"))
+    assert moved["customers"].sum() > 0
+    assert migration.filter(pl.col("to_segment") != "(not scored)")["customers"].sum() == scored
+    assert set(migration["from_segment"]) - {"(not scored)"}, "customers came from the first run's segments"

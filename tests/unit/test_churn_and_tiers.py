@@ -1,0 +1,130 @@
+"""Churn model and tier movement on data drawn from known rules."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models_ml import (
+    classification_figures,
+    evaluate_churn,
+    score_churn,
+    tier_movement,
+    train_churn_model,
+    train_recency_baseline,
+)
+
+FEATURES = ["recency_days", "bad_experiences_365d", "orders_365d"]
+
+
+def _customers(n: int, seed: int) -> pl.DataFrame:
+    """Churn rises with recency and, independently, with bad support experiences; orders carry no signal."""
+    rng = np.random.default_rng(seed)
+    recency = rng.exponential(150, n)
+    bad = rng.binomial(1, 0.15, n) * rng.integers(1, 3, n)
+    orders = rng.poisson(2, n)
+    logit = -1.5 + recency / 120 + 1.8 * bad
+    churned = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pl.DataFrame(
+        {
+            "customer_id": [f"C{i:06d}" for i in range(n)],
+            "recency_days": recency,
+            "bad_experiences_365d": bad,
+            "orders_365d": orders,
+            "churned": churned,
+        }
+    )
+
+
+def test_the_model_beats_recency_alone_when_churn_has_another_cause():
+    train, test = _customers(6000, 1), _customers(4000, 2)
+    model = train_churn_model(train, FEATURES, seed=0)
+    baseline = train_recency_baseline(train)
+    figures = evaluate_churn(model, baseline, test)
+    assert figures["model"]["auc"] > figures["baseline"]["auc"] + 0.03
+    assert figures["model"]["top_decile_lift"] > 1.3
+    drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
+    assert set(drivers[:2]) == {"recency_days", "bad_experiences_365d"}, "the two causes lead the drivers"
+    calibration = figures["model"]["calibration"]
+    assert len(calibration) == 10 and sum(row["customers"] for row in calibration) == test.height
+    assert all(abs(row["predicted"] - row["observed"]) < 0.12 for row in calibration), "the model is calibrated"
+
+
+def test_a_customers_reasons_name_what_raises_their_risk():
+    train = _customers(6000, 3)
+    model = train_churn_model(train, FEATURES, seed=0)
+    unhappy = pl.DataFrame(
+        {
+            "customer_id": ["A", "B"],
+            "recency_days": [30.0, 600.0],
+            "bad_experiences_365d": [2, 0],
+            "orders_365d": [2, 2],
+        }
+    )
+    scored = score_churn(model, unhappy, labels_in_words={"bad_experiences_365d": "cases rated 1 or 2"})
+    reasons = dict(zip(scored["customer_id"], scored["churn_reasons"].to_list(), strict=True))
+    assert reasons["A"][0].startswith("cases rated 1 or 2: 2")
+    assert reasons["B"][0].startswith("recency_days: 600")
+    assert scored.filter(pl.col("customer_id") == "B")["risk_band"][0] == "high"
+
+
+def test_the_baseline_scores_with_recency_as_its_one_reason():
+    train = _customers(3000, 4)
+    baseline = train_recency_baseline(train)
+    scored = score_churn(baseline, train.head(5))
+    assert scored["churn_reasons"].list.len().to_list() == [1] * 5
+    older = scored.sort("churn_probability")["customer_id"].to_list()
+    assert older == train.head(5).sort("recency_days")["customer_id"].to_list()
+
+
+def test_classification_figures_on_a_hand_made_example():
+    figures = classification_figures(np.array([1, 0, 1, 0] * 5), np.array([0.9, 0.1, 0.8, 0.2] * 5))
+    assert figures["auc"] == 1.0 and figures["churn_rate"] == 0.5
+    assert figures["top_decile_lift"] == 2.0
+
+
+def test_churn_training_needs_both_classes_and_its_columns():
+    data = _customers(100, 5)
+    with pytest.raises(ValueError, match="orders_90d"):
+        train_churn_model(data, ["orders_90d"])
+    with pytest.raises(ValueError, match="one class"):
+        train_churn_model(data.with_columns(churned=pl.lit(True)), FEATURES)
+
+
+THRESHOLDS = {"silver": 250, "gold": 1000, "platinum": 3000}
+
+
+def test_tier_movement_finds_upgrades_and_downgrades():
+    customers = pl.DataFrame(
+        {
+            "customer_id": ["close-and-growing", "close-but-slowing", "far", "slipping-gold", "top", "new"],
+            "loyalty_tier": ["silver", "silver", "silver", "gold", "platinum", "bronze"],
+            "trailing_12m_net_revenue": [900.0, 900.0, 300.0, 1200.0, 5000.0, 0.0],
+            "expected_spend_12m": [1100.0, 600.0, 1500.0, 700.0, 4000.0, 300.0],
+        }
+    )
+    moved = tier_movement(customers, THRESHOLDS, closeness=0.75)
+    movement = dict(zip(moved["customer_id"], moved["movement"], strict=True))
+    assert movement == {
+        "close-and-growing": "upgrade candidate",
+        "close-but-slowing": "stable",
+        "far": "stable",  # predicted to reach gold, but not close to it yet
+        "slipping-gold": "downgrade risk",
+        "top": "stable",
+        "new": "stable",  # 0 is not within 75% of silver's 250
+    }
+    row = moved.filter(pl.col("customer_id") == "close-and-growing").row(0, named=True)
+    assert row["next_tier"] == "gold" and row["spend_to_next_tier"] == 100.0 and row["predicted_tier"] == "gold"
+    assert "1100" in row["reason"]
+
+
+def test_tier_movement_rejects_unknown_tiers():
+    customers = pl.DataFrame(
+        {
+            "customer_id": ["a"],
+            "loyalty_tier": ["diamond"],
+            "trailing_12m_net_revenue": [1.0],
+            "expected_spend_12m": [1.0],
+        }
+    )
+    with pytest.raises(ValueError, match="diamond"):
+        tier_movement(customers, THRESHOLDS)
