@@ -141,8 +141,8 @@ def evaluate_churn(
 ) -> dict[str, dict[str, object]]:
     """Judge the model and the baseline on a later cutoff neither was trained on (out of time).
 
-    Returns ``{"model": figures, "baseline": figures}``; the model's figures carry ``drivers``: the features by
-    permutation importance (drop in AUC when shuffled, mean of 3 repeats on a seeded sample).
+    Returns ``{"model": figures, "baseline": figures}``; each carries ``drivers``: the features by permutation
+    importance (drop in AUC when shuffled, mean of 3 repeats on a seeded sample); the baseline's one is recency.
     """
     _validate(test, [*model.features, label], "test data")
     labels = test[label].cast(pl.Int8).to_numpy()
@@ -160,6 +160,14 @@ def evaluate_churn(
     figures["model"]["drivers"] = [
         {"feature": feature, "label": words.get(feature, feature), "auc_drop": float(drop)}
         for feature, drop in ranked[:top_drivers]
+    ]
+    recency = permutation_importance(
+        baseline.estimator, _recency_matrix(sample, baseline.recency_feature), sample[label].cast(pl.Int8).to_numpy(),
+        scoring="roc_auc", n_repeats=3, random_state=model.seed,
+    )  # fmt: skip
+    feature = baseline.recency_feature
+    figures["baseline"]["drivers"] = [
+        {"feature": feature, "label": words.get(feature, feature), "auc_drop": float(recency.importances_mean[0])}
     ]
     return figures
 

@@ -71,6 +71,7 @@ def clv_against_truth(connection: duckdb.DuckDBPyConnection, truth_dir: Path, as
     columns = {
         "model": "expected_spend_6m",
         "baseline": "baseline_expected_spend_6m",
+        "history_ceiling": "ceiling_expected_spend_6m",
         "oracle": "oracle_expected_spend_6m",
     }
     for name, column in columns.items():

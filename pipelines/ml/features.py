@@ -13,16 +13,20 @@ import polars as pl
 
 # Purchase occasions: days with a positive net value. A day whose orders were all returned (or worth nothing)
 # is not a purchase for the lifetime-value models; Gamma-Gamma needs a positive spend.
+# Spend is net of returns (what a customer is worth); "gross" reads the amounts before returns, as a generator
+# without a return process would see them.
+SPEND_COLUMNS = {"net": "net_revenue", "gross": "gross_revenue"}
+
 OCCASIONS_SQL = """
-select customer_id, order_date, sum(net_revenue)::double as value
+select customer_id, order_date, sum({spend})::double as value
 from marts.fct_orders
 where order_date < $cutoff
 group by customer_id, order_date
-having sum(net_revenue) > 0
+having sum({spend}) > 0
 """
 
-CLV_SUMMARY_SQL = f"""
-with occasions as ({OCCASIONS_SQL})
+CLV_SUMMARY_SQL = """
+with occasions as ({occasions})
 select
     customer_id,
     count(*) - 1 as frequency,
@@ -154,9 +158,13 @@ FEATURE_LABELS = {
 }
 
 
-def clv_summary(connection: duckdb.DuckDBPyConnection, cutoff: date) -> pl.DataFrame:
-    """Frequency, recency, T, monetary value and average order value in days, as of ``cutoff``."""
-    return connection.sql(CLV_SUMMARY_SQL, params={"cutoff": cutoff}).pl()
+def clv_summary(connection: duckdb.DuckDBPyConnection, cutoff: date, spend: str = "net") -> pl.DataFrame:
+    """Frequency, recency, T, monetary value and average order value in days, as of ``cutoff``; ``spend`` is
+    ``net`` (of returns, the default) or ``gross``."""
+    if spend not in SPEND_COLUMNS:
+        raise ValueError(f"clv_summary: spend must be one of {sorted(SPEND_COLUMNS)}, got {spend!r}")
+    occasions = OCCASIONS_SQL.format(spend=SPEND_COLUMNS[spend])
+    return connection.sql(CLV_SUMMARY_SQL.format(occasions=occasions), params={"cutoff": cutoff}).pl()
 
 
 def window_actuals(connection: duckdb.DuckDBPyConnection, cutoff: date, days: int) -> pl.DataFrame:

@@ -53,12 +53,17 @@ def test_churn_beats_recency_and_reaches_what_the_history_allows(figures):
     assert churn["model"]["auc"] >= churn["history_ceiling"]["auc"] - 0.01
 
 
-def test_on_pure_bgnbd_data_the_nightly_fit_recovers_the_generators_parameters(tmp_path_factory):
-    """With every extra effect off, purchases and spend follow BG/NBD and Gamma-Gamma exactly: the fit the
-    nightly run records in ml.model_runs recovers the parameters within 10% (50,000 customers)."""
+def test_on_pure_bgnbd_data_the_fits_recover_the_generators_parameters(tmp_path_factory):
+    """With every extra effect off, purchases follow BG/NBD and order values Gamma-Gamma exactly (50,000
+    customers). The nightly BG/NBD fit in ml.model_runs recovers r, alpha, a and b within 10%. The generator's
+    Gamma-Gamma describes order values before returns, while the nightly spend model reads net values (7% of
+    lines are returned, which adds spread the generator's model does not have), so the spend parameters are
+    checked on the published orders' gross amounts, through the same summary SQL and fit."""
     import duckdb
 
+    from models_ml import fit_clv
     from pipelines.demo_data import generate
+    from pipelines.ml.features import clv_summary
 
     root = tmp_path_factory.mktemp("pure")
     generate(customers=50_000, seed=SEED, as_of=AS_OF, out=root / "landing", truth=root / "truth", effects=frozenset())
@@ -66,16 +71,12 @@ def test_on_pure_bgnbd_data_the_nightly_fit_recovers_the_generators_parameters(t
     truth = json.loads((root / "truth" / "params.json").read_text())["params"]
     pointer = current_snapshot(root / "published")
     with duckdb.connect(pointer["path"], read_only=True) as connection:
-        parameters = json.loads(
-            connection.execute("select parameters from ml.model_runs where model = 'clv'").fetchone()[0]
+        nightly = json.loads(
+            connection.execute("select parameters from ml.model_runs where model = 'clv'").fetchall()[0][0]
         )
-    print(json.dumps(parameters, indent=2))
-    expected = {
-        **{name: truth[name] for name in ("r", "alpha", "a", "b")},
-        "p": truth["p_spend"],
-        "q": truth["q"],
-        "v": truth["gamma"],
-    }
-    fitted = {**parameters["bgnbd"], **parameters["gamma_gamma"]}
-    for name, value in expected.items():
-        assert fitted[name] == pytest.approx(value, rel=0.10), name
+        gross = fit_clv(clv_summary(connection, AS_OF, spend="gross"))
+    print(json.dumps({"nightly": nightly, "gross_gamma_gamma": gross.gamma_gamma}, indent=2))
+    for name in ("r", "alpha", "a", "b"):
+        assert nightly["bgnbd"][name] == pytest.approx(truth[name], rel=0.10), name
+    for name, value in (("p", truth["p_spend"]), ("q", truth["q"]), ("v", truth["gamma"])):
+        assert gross.gamma_gamma[name] == pytest.approx(value, rel=0.10), name

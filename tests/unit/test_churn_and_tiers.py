@@ -44,6 +44,8 @@ def test_the_model_beats_recency_alone_when_churn_has_another_cause():
     assert figures["model"]["top_decile_lift"] > 1.3
     drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
     assert set(drivers[:2]) == {"recency_days", "bad_experiences_365d"}, "the two causes lead the drivers"
+    assert [driver["feature"] for driver in figures["baseline"]["drivers"]] == ["recency_days"]
+    assert figures["baseline"]["drivers"][0]["auc_drop"] > 0.1
     calibration = figures["model"]["calibration"]
     assert len(calibration) == 10 and sum(row["customers"] for row in calibration) == test.height
     assert all(abs(row["predicted"] - row["observed"]) < 0.12 for row in calibration), "the model is calibrated"
