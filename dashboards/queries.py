@@ -68,6 +68,6 @@ select
     json_extract(baseline_metrics, '$.auc')::double as baseline_auc,
     notes
 from ml.model_runs
-where as_of = (select max(as_of) from ml.model_runs) and baseline_metrics is not null
+where as_of = (select max(as_of) from ml.model_runs) and model in ('clv', 'churn')
 order by model
 """

@@ -1,5 +1,6 @@
 """Overview: headline figures and RFM segments, for everyone who opens the dashboards first."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboards.queries import HEADLINE_SQL, MODEL_RUNS_SQL, SEGMENTS_SQL, TIERS_SQL, published, query
@@ -43,15 +44,20 @@ st.dataframe(query(path, TIERS_SQL), hide_index=True)
 
 st.subheader("Scores this run")
 MODEL_NAMES = {"clv": "Lifetime value", "churn": "Churn risk"}
+FIGURES = {"clv": ("holdout error of spend", "model_mae_spend", "baseline_mae_spend", ",.2f"),
+           "churn": ("out-of-time AUC", "model_auc", "baseline_auc", ".3f")}  # fmt: skip
 for run in query(path, MODEL_RUNS_SQL).itertuples():
     name = MODEL_NAMES.get(run.model, run.model)
-    if run.model == "clv":
-        figures = (
-            f"holdout error of spend {run.model_mae_spend:,.2f} against the baseline's {run.baseline_mae_spend:,.2f}"
-        )
-    else:
-        figures = f"out-of-time AUC {run.model_auc:.3f} against the baseline's {run.baseline_auc:.3f}"
-    if run.score_source == "model":
+    label, model_figure, baseline_figure, style = FIGURES[run.model]
+    model, baseline = getattr(run, model_figure), getattr(run, baseline_figure)
+    figures = (
+        f"{label} {model:{style}} against the baseline's {baseline:{style}}"
+        if pd.notna(model) and pd.notna(baseline)
+        else f"no {label} for the model this run"
+    )
+    if run.score_source == "none":
+        st.warning(f"{name}: no scores this run. {run.notes or ''}")
+    elif run.score_source == "model":
         st.success(f"{name}: the model's scores ({figures}).")
     else:
         st.warning(f"{name}: the baseline's scores are shown this run, not the model's ({figures}). {run.notes or ''}")

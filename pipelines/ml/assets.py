@@ -161,6 +161,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 run.score_source = "baseline"
             scores = _clv_scores(fit if run.score_source == "model" else None, current, settings)
             run.rows_used, run.training_to = current.height, run.as_of
+            run.training_from = connection.sql("select min(order_date) from marts.fct_orders").fetchall()[0][0]
             model_run_id = record_model_run(connection, run)
             write_scores(connection, "clv_scores", scores, run)
             if fit is not None:
@@ -236,6 +237,7 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             counts = dict(moved.group_by("movement").len().iter_rows())
             run.parameters = {**thresholds, "closeness": settings.tier_upgrade_closeness}
             run.metrics, run.rows_used = counts, moved.height
+            run.training_from, run.training_to = run.as_of - timedelta(days=365), run.as_of
             model_run_id = record_model_run(connection, run)
             write_scores(connection, "tier_movement", moved, run)
         return dg.MaterializeResult(
@@ -295,7 +297,6 @@ HEAVY_TAILED = (
 
 def _validate_clv(run: ModelRun, calibration: pl.DataFrame, actual: pl.DataFrame, holdout_months: int) -> None:
     """Fit up to the calibration cutoff, predict the holdout, compare model and baseline with what happened."""
-    run.training_from = None
     actual = actual.select("customer_id", "purchases", "spend")
     baseline = baseline_clv(calibration, holdout_months, 0.0)
     run.baseline_metrics = evaluate_holdout(baseline, actual)
