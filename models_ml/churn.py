@@ -180,8 +180,25 @@ def risk_band(probability: pl.Expr) -> pl.Expr:
     return expression
 
 
-def _format(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.2f}"
+def _formatted(values: pl.Expr) -> pl.Expr:
+    """Numbers as a person reads them: whole from 10 up, rounded to two decimals below, 'unknown' if missing."""
+    return (
+        pl.when(values.is_null() | values.is_nan())
+        .then(pl.lit("unknown"))
+        .when(values.abs() >= 10)
+        .then(values.round(0).cast(pl.Int64).cast(pl.String))
+        .otherwise(values.round(2).cast(pl.String))
+    )
+
+
+def _sentences(labels: np.ndarray, values: np.ndarray, typical: np.ndarray, keep: np.ndarray) -> pl.Series:
+    """'<label>: <value> (typical <typical>)', null where ``keep`` is false."""
+    parts = pl.DataFrame({"label": labels.astype(str), "value": values, "typical": typical, "keep": keep})
+    return parts.select(
+        pl.when(pl.col("keep")).then(
+            pl.format("{}: {} (typical {})", "label", _formatted(pl.col("value")), _formatted(pl.col("typical")))
+        )
+    ).to_series()
 
 
 def score_churn(
@@ -190,41 +207,48 @@ def score_churn(
     *,
     labels_in_words: Mapping[str, str] | None = None,
     reasons: int = 3,
+    candidates: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Churn probability, risk band and the top reasons of every customer.
 
     Returns ``customer_id, churn_probability, risk_band, churn_reasons`` (a list of plain sentences such as
-    "days since the last order: 412 (typical 96)"). A baseline gives its one reason, recency.
+    "days since the last order: 412 (typical 96)"). A baseline gives its one reason, recency. ``candidates``
+    limits the features tried as reasons (e.g. the model's top drivers): each costs one prediction of every row.
     """
     probability = model.predict(customers)
     scored = pl.DataFrame({"customer_id": customers["customer_id"], "churn_probability": probability})
     words = labels_in_words or {}
     if isinstance(model, RecencyBaseline):
         feature = model.recency_feature
-        sentences = [
-            [f"{words.get(feature, feature)}: {_format(value)}"] if value is not None else []
-            for value in customers[feature].cast(pl.Float64).to_list()
-        ]
-        return scored.with_columns(risk_band=risk_band(pl.col("churn_probability")), churn_reasons=pl.Series(sentences))
-    matrix = _matrix(customers, model.features)
-    raises = np.empty_like(matrix)
-    for index, feature in enumerate(model.features):
-        occluded = matrix.copy()
-        occluded[:, index] = model.typical[feature]
-        raises[:, index] = probability - model.estimator.predict_proba(occluded)[:, 1]
-    top = np.argsort(-raises, axis=1)[:, :reasons]
-    sentences = []
-    for row, columns in enumerate(top):
-        chosen = [column for column in columns if raises[row, column] > 0.01]
-        sentences.append(
-            [
-                f"{words.get(model.features[column], model.features[column])}: "
-                f"{'unknown' if np.isnan(matrix[row, column]) else _format(matrix[row, column])} "
-                f"(typical {_format(model.typical[model.features[column]])})"
-                for column in chosen
-            ]
+        value = customers[feature].cast(pl.Float64)
+        sentence = pl.select(
+            pl.when(value.is_not_null()).then(pl.format(f"{words.get(feature, feature)}: {{}}", _formatted(value)))
+        ).to_series()
+        return scored.with_columns(
+            risk_band=risk_band(pl.col("churn_probability")),
+            churn_reasons=pl.concat_list(sentence.alias("reason")).list.drop_nulls(),
         )
+    unknown = sorted(set(candidates or ()) - set(model.features))
+    if unknown:
+        raise ValueError(f"churn: candidate reason(s) {', '.join(unknown)} are not features of the model")
+    matrix = _matrix(customers, model.features)
+    tried = [model.features.index(feature) for feature in (candidates or model.features)]
+    raises = np.empty((matrix.shape[0], len(tried)))
+    for position, index in enumerate(tried):
+        occluded = matrix.copy()
+        occluded[:, index] = model.typical[model.features[index]]
+        raises[:, position] = probability - model.estimator.predict_proba(occluded)[:, 1]
+    top = np.argsort(-raises, axis=1)[:, :reasons]
+    rows = np.arange(matrix.shape[0])
+    labels = np.array([words.get(model.features[index], model.features[index]) for index in tried])
+    typical = np.array([model.typical[model.features[index]] for index in tried])
+    columns = np.array(tried)
+    ranked = [
+        _sentences(labels[top[:, rank]], matrix[rows, columns[top[:, rank]]], typical[top[:, rank]],
+                   raises[rows, top[:, rank]] > 0.01).alias(f"reason_{rank}")
+        for rank in range(top.shape[1])
+    ]  # fmt: skip
     return scored.with_columns(
         risk_band=risk_band(pl.col("churn_probability")),
-        churn_reasons=pl.Series(sentences, dtype=pl.List(pl.String)),
+        churn_reasons=pl.concat_list(ranked).list.drop_nulls(),
     )

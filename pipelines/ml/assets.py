@@ -404,7 +404,9 @@ def _churn_scores(connection, run: ModelRun, window: int) -> pl.DataFrame:
             f"{figures['baseline']['auc']:.3f}."
         )
         scorer = train_recency_baseline(test)
-    scores = score_churn(scorer, current, labels_in_words=words).with_columns(
+    # a customer's reasons are sought among the model's drivers: each feature tried costs a prediction of everyone
+    drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
+    scores = score_churn(scorer, current, labels_in_words=words, candidates=drivers).with_columns(
         baseline_churn_probability=pl.Series(train_recency_baseline(test).predict(current))
     )
     clv = connection.sql(

@@ -69,6 +69,16 @@ def test_a_customers_reasons_name_what_raises_their_risk():
     assert scored.filter(pl.col("customer_id") == "B")["risk_band"][0] == "high"
 
 
+def test_reasons_are_sought_only_among_the_candidate_features():
+    train = _customers(6000, 3)
+    model = train_churn_model(train, FEATURES, seed=0)
+    scored = score_churn(model, train.head(200), candidates=["bad_experiences_365d"])
+    reasons = [reason for row in scored["churn_reasons"].to_list() for reason in row]
+    assert reasons and all(reason.startswith("bad_experiences_365d: ") for reason in reasons)
+    with pytest.raises(ValueError, match="not_a_feature are not features of the model"):
+        score_churn(model, train.head(5), candidates=["not_a_feature"])
+
+
 def test_the_baseline_scores_with_recency_as_its_one_reason():
     train = _customers(3000, 4)
     baseline = train_recency_baseline(train)
