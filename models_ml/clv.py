@@ -313,7 +313,7 @@ def _first_usable_fit(model: str, attempt: Callable, penalizers: Sequence[float]
     raise ClvFitError(f"{model} could not be fitted: with {'; with '.join(failures)}")
 
 
-def fit_clv(summary: pl.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS) -> ClvFit:
+def fit_clv(summary: pl.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS, *, spend: bool = True) -> ClvFit:
     """Fit the BG/NBD purchase model and the Gamma-Gamma spend model to a customer summary.
 
     Each model is fitted by maximum likelihood with ``lifetimes`` (BG/NBD: FHL 2005a; Gamma-Gamma: Hardie note 025,
@@ -330,6 +330,9 @@ def fit_clv(summary: pl.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZ
     penalizers
         L2 penalties to try, in order (lifetimes' ``penalizer_coef``, on the parameters with time scaled so the
         oldest customer's age is 1 and spend scaled so its mean is 1).
+    spend
+        Fit the Gamma-Gamma spend model too. Without it the fit serves ``predict_purchases`` only (its
+        ``gamma_gamma`` is empty), and a spend model that cannot be fitted cannot take the purchase model with it.
 
     Returns
     -------
@@ -356,6 +359,18 @@ def fit_clv(summary: pl.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZ
     bgnbd, bgnbd_log_likelihood, bgnbd_penalizer, notes = _first_usable_fit(
         "BG/NBD", lambda penalizer: _try_bgnbd(penalizer, weights=weights, **histories), penalizers
     )
+    if not spend:
+        return ClvFit(
+            bgnbd=bgnbd,
+            gamma_gamma={},
+            bgnbd_penalizer=float(bgnbd_penalizer),
+            gamma_gamma_penalizer=0.0,
+            customers=summary.height,
+            repeat_buyers=0,
+            notes=tuple(notes),
+            bgnbd_log_likelihood=bgnbd_log_likelihood,
+            gamma_gamma_log_likelihood=math.nan,
+        )
 
     repeat = summary.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
     if repeat.is_empty():
@@ -488,6 +503,8 @@ def predict_clv(fit: ClvFit, summary: pl.DataFrame, horizon_months: int, annual_
 
 
 def _spend_per_purchase(fit: ClvFit, frequency: np.ndarray, monetary_value: np.ndarray) -> np.ndarray:
+    if not fit.gamma_gamma:
+        raise ValueError("predict_clv: the fit has no spend model (it was fitted with spend=False)")
     modelled = (frequency > 0) & (np.nan_to_num(monetary_value, nan=0.0) > 0)
     spend = np.full(frequency.shape, fit.population_mean_spend)
     spend[modelled] = _gamma_gamma_fitter(fit.gamma_gamma).conditional_expected_average_profit(

@@ -6,14 +6,17 @@ not see (or cannot be fitted), the check warns, the run publishes the baseline's
 ``score_source`` column says so. A model never fails the night.
 """
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 
 from models_ml import (
+    ClvFit,
     ClvFitError,
     baseline_clv,
+    baseline_purchases,
     evaluate_churn,
     evaluate_holdout,
     fit_clv,
@@ -28,6 +31,7 @@ from models_ml import (
     train_churn_model,
     train_recency_baseline,
 )
+from models_ml.clv import DAYS_PER_MONTH
 from pipelines.ml.features import behaviour, clv_summary, feature_label, window_actuals
 from pipelines.ml.model_runs import ModelRun, record_model_run, write_scores
 from pipelines.resources import Warehouse, as_of_date
@@ -59,7 +63,6 @@ group by all
 order by all
 """
 
-DAYS_PER_MONTH = 365.25 / 12
 MARTS = "marts"
 
 
@@ -318,28 +321,28 @@ def _validate_clv(run: ModelRun, calibration: pl.DataFrame, actual: pl.DataFrame
 
 def _clv_scores(fit, current: pl.DataFrame, settings: Settings) -> pl.DataFrame:
     """The published lifetime-value scores (the model's, or the baseline's when ``fit`` is None), with the
-    baseline's 6-month spend and CLV beside them so every page can show the two together."""
+    baseline's 6-month spend and CLV beside them so every page can show the two together. Spend over 6 and 12
+    months is expected purchases over that span times the expected spend per purchase, which does not depend on
+    the span."""
+    horizon, rate = settings.clv_horizon_months, settings.clv_discount_rate
+    baseline = baseline_clv(current, horizon, rate)
+    scores = predict_clv(fit, current, horizon, rate) if fit is not None else baseline
 
-    def predict(months: int, rate: float, use_model: bool = True) -> pl.DataFrame:
-        if use_model and fit is not None:
-            return predict_clv(fit, current, months, rate)
-        return baseline_clv(current, months, rate)
+    def purchases_over(months: int, model) -> pl.Series:
+        days = months * DAYS_PER_MONTH
+        purchases = predict_purchases(model, current, days) if model is not None else baseline_purchases(current, days)
+        return purchases["expected_purchases"]
 
-    horizon = predict(settings.clv_horizon_months, settings.clv_discount_rate)
-    six, twelve = predict(6, 0.0), predict(12, 0.0)
-    baseline_six = predict(6, 0.0, use_model=False)
-    baseline_horizon = predict(settings.clv_horizon_months, settings.clv_discount_rate, use_model=False)
-    return (
-        current.select("customer_id", "frequency", "recency", "T", "monetary_value")
-        .join(horizon, on="customer_id")
-        .join(
-            six.select("customer_id", expected_purchases_6m="expected_purchases", expected_spend_6m="expected_spend"),
-            on="customer_id",
-        )
-        .join(twelve.select("customer_id", expected_spend_12m="expected_spend"), on="customer_id")
-        .join(baseline_six.select("customer_id", baseline_expected_spend_6m="expected_spend"), on="customer_id")
-        .join(baseline_horizon.select("customer_id", baseline_clv="clv"), on="customer_id")
-        .with_columns(score_source=pl.lit("model" if fit is not None else "baseline"))
+    spend_per_purchase = scores["expected_spend_per_purchase"]
+    six_months = purchases_over(6, fit)
+    return current.select("customer_id", "frequency", "recency", "T", "monetary_value").with_columns(
+        *scores.drop("customer_id"),
+        expected_purchases_6m=six_months,
+        expected_spend_6m=six_months * spend_per_purchase,
+        expected_spend_12m=purchases_over(12, fit) * spend_per_purchase,
+        baseline_expected_spend_6m=purchases_over(6, None) * baseline["expected_spend_per_purchase"],
+        baseline_clv=baseline["clv"],
+        score_source=pl.lit("model" if fit is not None else "baseline"),
     )
 
 
@@ -358,7 +361,9 @@ def _churn_scores(connection, run: ModelRun, window: int) -> pl.DataFrame:
     run.training_from, run.training_to = train_cutoff, anchor
     train = _churn_dataset(connection, train_cutoff, window, labelled=True)
     test = _churn_dataset(connection, test_cutoff, window, labelled=True)
-    current = _churn_dataset(connection, run.as_of, window, labelled=False)
+    current = _churn_dataset(
+        connection, run.as_of, window, labelled=False, fit=_published_clv_fit(connection, run.as_of)
+    )
     features = [
         column for column in train.columns if column in test.columns and column not in ("customer_id", "churned")
     ]
@@ -395,6 +400,7 @@ def _churn_scores(connection, run: ModelRun, window: int) -> pl.DataFrame:
     run.metrics, run.baseline_metrics = figures["model"], figures["baseline"]
     run.beats_baseline = figures["model"]["auc"] > figures["baseline"]["auc"]
     # the published scores come from a refit on the latest labelled cutoff (the test cutoff)
+    latest_baseline = train_recency_baseline(test)
     if run.beats_baseline:
         scorer = train_churn_model(test, features)
     else:
@@ -403,11 +409,11 @@ def _churn_scores(connection, run: ModelRun, window: int) -> pl.DataFrame:
             f"Out-of-time AUC {figures['model']['auc']:.3f} is not above the recency baseline's "
             f"{figures['baseline']['auc']:.3f}."
         )
-        scorer = train_recency_baseline(test)
+        scorer = latest_baseline
     # a customer's reasons are sought among the model's drivers: each feature tried costs a prediction of everyone
     drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
     scores = score_churn(scorer, current, labels_in_words=words, candidates=drivers).with_columns(
-        baseline_churn_probability=pl.Series(train_recency_baseline(test).predict(current))
+        baseline_churn_probability=pl.Series(latest_baseline.predict(current))
     )
     clv = connection.sql(
         "select customer_id, clv from ml.clv_scores where as_of = $as_of", params={"as_of": run.as_of}
@@ -422,12 +428,26 @@ def _churn_scores(connection, run: ModelRun, window: int) -> pl.DataFrame:
     )
 
 
-def _churn_dataset(connection, cutoff: date, window: int, *, labelled: bool) -> pl.DataFrame:
-    """Behaviour as of ``cutoff`` plus BG/NBD's P(alive) and expected purchases, and the label when known."""
+def _published_clv_fit(connection, as_of: date) -> ClvFit | None:
+    """The fit the lifetime-value asset made at ``as_of`` (read back from its model run), if it made one."""
+    rows = connection.sql(
+        """select parameters from ml.model_runs
+        where model_run_id = (select any_value(model_run_id) from ml.clv_scores where as_of = $as_of)""",
+        params={"as_of": as_of},
+    ).fetchall()
+    parameters = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+    return ClvFit.from_dict(parameters) if "bgnbd" in parameters else None
+
+
+def _churn_dataset(connection, cutoff: date, window: int, *, labelled: bool, fit: ClvFit | None = None) -> pl.DataFrame:
+    """Behaviour as of ``cutoff`` plus BG/NBD's P(alive) and expected purchases, and the label when known. The
+    purchase model is ``fit`` when the lifetime-value asset already made it at this cutoff, else fitted here
+    (without the spend model, which these features do not use)."""
     features = behaviour(connection, cutoff)
     summary = clv_summary(connection, cutoff)
     try:
-        bgnbd = predict_purchases(fit_clv(summary), summary, window).select(
+        fit = fit or fit_clv(summary, spend=False)
+        bgnbd = predict_purchases(fit, summary, window).select(
             "customer_id", "p_alive", expected_purchases_in_window="expected_purchases"
         )
         features = features.join(bgnbd, on="customer_id", how="left")

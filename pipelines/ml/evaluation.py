@@ -43,13 +43,16 @@ def true_population_fit(truth_dir: Path) -> ClvFit:
     )
 
 
-def _history_ceiling(connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date) -> pl.DataFrame:
+def history_ceiling(connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date) -> pl.DataFrame:
+    """Each customer's history as of the cutoff with the true-parameter predictions over the next 6 months."""
     summary = clv_summary(connection, as_of)
     predicted = predict_clv(true_population_fit(truth_dir), summary, 6, 0.0)
     return summary.join(predicted, on="customer_id")
 
 
-def clv_against_truth(connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date) -> dict[str, dict]:
+def clv_against_truth(
+    connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date, ceiling: pl.DataFrame
+) -> dict[str, dict]:
     """6-month spend: mean absolute error and rank correlation with what each customer spent, for the model,
     the baseline and the oracle, over every customer who had ordered before the cutoff."""
     scores = connection.sql(
@@ -57,9 +60,7 @@ def clv_against_truth(connection: duckdb.DuckDBPyConnection, truth_dir: Path, as
         params={"as_of": as_of},
     ).pl()
     truth = _truth(truth_dir).rename({"expected_spend_6m": "oracle_expected_spend_6m"})
-    ceiling = _history_ceiling(connection, truth_dir, as_of).select(
-        "customer_id", ceiling_expected_spend_6m="expected_spend"
-    )
+    ceiling = ceiling.select("customer_id", ceiling_expected_spend_6m="expected_spend")
     # a customer whose every order was refunded has no purchase occasion, so no history to condition on: 0
     joined = (
         scores.join(truth, on="customer_id", how="inner")
@@ -86,7 +87,7 @@ def clv_against_truth(connection: duckdb.DuckDBPyConnection, truth_dir: Path, as
 
 
 def churn_against_truth(
-    connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date, window_days: int
+    connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date, window_days: int, ceiling: pl.DataFrame
 ) -> dict[str, dict]:
     """Out-of-time AUC of the churn scores at the cutoff, against whether each customer bought in the window
     after it, for the model, the recency baseline and the oracle (1 for a customer already gone, else the chance
@@ -106,7 +107,7 @@ def churn_against_truth(
     fit = true_population_fit(truth_dir)
     r, alpha = fit.bgnbd["r"], fit.bgnbd["alpha"]
     no_purchase_if_alive = ((alpha + pl.col("T")) / (alpha + pl.col("T") + window_days)) ** (r + pl.col("frequency"))
-    ceiling = _history_ceiling(connection, truth_dir, as_of).select(
+    ceiling = ceiling.select(
         "customer_id", ceiling_churn_probability=1 - pl.col("p_alive") * (1 - no_purchase_if_alive)
     )
     joined = (
@@ -134,7 +135,8 @@ def churn_against_truth(
 def evaluate(snapshot: Path, truth_dir: Path, as_of: date, window_days: int) -> dict[str, dict]:
     """Every model beside its baseline and the oracle, read from a published snapshot."""
     with duckdb.connect(str(snapshot), read_only=True) as connection:
+        ceiling = history_ceiling(connection, truth_dir, as_of)
         return {
-            "clv": clv_against_truth(connection, truth_dir, as_of),
-            "churn": churn_against_truth(connection, truth_dir, as_of, window_days),
+            "clv": clv_against_truth(connection, truth_dir, as_of, ceiling),
+            "churn": churn_against_truth(connection, truth_dir, as_of, window_days, ceiling),
         }

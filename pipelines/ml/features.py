@@ -20,10 +20,12 @@ SPEND_COLUMNS = {"net": "net_revenue", "gross": "gross_revenue"}
 OCCASIONS_SQL = """
 select customer_id, order_date, sum({spend})::double as value
 from marts.fct_orders
-where order_date < $cutoff
+where {period}
 group by customer_id, order_date
 having sum({spend}) > 0
 """
+BEFORE_CUTOFF = "order_date < $cutoff"
+IN_WINDOW = "order_date >= $cutoff and order_date < $cutoff::date + to_days($days::integer)"
 
 CLV_SUMMARY_SQL = """
 with occasions as ({occasions})
@@ -40,13 +42,7 @@ order by customer_id
 """
 
 WINDOW_ACTUALS_SQL = """
-with occasions as (
-    select customer_id, order_date, sum(net_revenue)::double as value
-    from marts.fct_orders
-    where order_date >= $cutoff and order_date < $cutoff::date + to_days($days::integer)
-    group by customer_id, order_date
-    having sum(net_revenue) > 0
-)
+with occasions as ({occasions})
 select customer_id, count(*) as purchases, sum(value) as spend
 from occasions
 group by customer_id
@@ -163,13 +159,14 @@ def clv_summary(connection: duckdb.DuckDBPyConnection, cutoff: date, spend: str 
     ``net`` (of returns, the default) or ``gross``."""
     if spend not in SPEND_COLUMNS:
         raise ValueError(f"clv_summary: spend must be one of {sorted(SPEND_COLUMNS)}, got {spend!r}")
-    occasions = OCCASIONS_SQL.format(spend=SPEND_COLUMNS[spend])
+    occasions = OCCASIONS_SQL.format(spend=SPEND_COLUMNS[spend], period=BEFORE_CUTOFF)
     return connection.sql(CLV_SUMMARY_SQL.format(occasions=occasions), params={"cutoff": cutoff}).pl()
 
 
 def window_actuals(connection: duckdb.DuckDBPyConnection, cutoff: date, days: int) -> pl.DataFrame:
     """Purchase occasions and spend of each customer in the ``days`` from ``cutoff``."""
-    return connection.sql(WINDOW_ACTUALS_SQL, params={"cutoff": cutoff, "days": days}).pl()
+    occasions = OCCASIONS_SQL.format(spend=SPEND_COLUMNS["net"], period=IN_WINDOW)
+    return connection.sql(WINDOW_ACTUALS_SQL.format(occasions=occasions), params={"cutoff": cutoff, "days": days}).pl()
 
 
 def behaviour(connection: duckdb.DuckDBPyConnection, cutoff: date) -> pl.DataFrame:

@@ -62,28 +62,14 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     # process, so definitions built after `prepare_manifest(force=True)` would still see the parse before it.
     manifest = json.loads(dbt_project.manifest_path.read_text())
 
-    def build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
-        os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
-        args = dbt_build_args(settings, as_of_date(context, settings.today()))
-        yield from dbt.cli(args, context=context).stream()
+    def dbt_step(name: str, **selection: str) -> dg.AssetsDefinition:
+        @dbt_assets(manifest=manifest, project=dbt_project, name=name, dagster_dbt_translator=translator, **selection)
+        def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
+            # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
+            os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
+            args = dbt_build_args(settings, as_of_date(context, settings.today()))
+            yield from dbt.cli(args, context=context).stream()
 
-    @dbt_assets(
-        manifest=manifest,
-        project=dbt_project,
-        exclude=SCORES_SELECTION,
-        dagster_dbt_translator=translator,
-    )
-    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        yield from build(context, dbt, warehouse)
+        return step
 
-    @dbt_assets(
-        manifest=manifest,
-        project=dbt_project,
-        select=SCORES_SELECTION,
-        dagster_dbt_translator=translator,
-    )
-    def dbt_score_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
-        yield from build(context, dbt, warehouse)
-
-    return [dbt_models, dbt_score_models]
+    return [dbt_step("dbt_models", exclude=SCORES_SELECTION), dbt_step("dbt_score_models", select=SCORES_SELECTION)]

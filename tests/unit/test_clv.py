@@ -293,6 +293,18 @@ def test_no_repeat_buyers_leaves_nothing_to_fit_spend_on():
         fit_clv(summary)
 
 
+def test_a_purchase_model_alone_survives_spend_that_gamma_gamma_cannot_fit(simulated):
+    rng = np.random.default_rng(5)
+    heavy = simulated.head(1000).with_columns(
+        monetary_value=pl.when(pl.col("frequency") > 0).then(pl.lit(rng.pareto(0.8, 1000) * 10 + 1))
+    )
+    purchases_only = fit_clv(heavy, spend=False)
+    assert purchases_only.bgnbd == fit_clv(simulated.head(1000)).bgnbd and purchases_only.gamma_gamma == {}
+    assert predict_purchases(purchases_only, heavy, 30.0)["expected_purchases"].is_finite().all()
+    with pytest.raises(ValueError, match="no spend model"):
+        predict_clv(purchases_only, heavy, 12, 0.1)
+
+
 def test_customers_without_positive_repeat_spend_get_the_population_mean_and_are_counted(simulated):
     repeat_ids = simulated.filter(pl.col("frequency") > 0)["customer_id"].head(3).to_list()
     returns = {repeat_ids[0]: -25.0, repeat_ids[1]: 0.0, repeat_ids[2]: None}

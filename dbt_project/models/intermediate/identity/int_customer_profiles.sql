@@ -64,21 +64,35 @@ people as (
     select * from prospects
 ),
 
-final as (
+located as (
     select
         customer_id,
         customer_type,
         erp_customer_id,
         coalesce(country_code, 'ZZ') as country_code,
         coalesce(nullif(trim(city), ''), 'Unknown') as city,
-        concat(coalesce(country_code, 'ZZ'), '|', lower(strip_accents(coalesce(nullif(trim(city), ''), 'Unknown'))))
-            as geography_id,
         postcode,
         email,
         phone,
         billing_currency_code,
         created_date
     from people
+),
+
+final as (
+    select
+        customer_id,
+        customer_type,
+        erp_customer_id,
+        country_code,
+        city,
+        concat(country_code, '|', lower(strip_accents(city))) as geography_id,
+        postcode,
+        email,
+        phone,
+        billing_currency_code,
+        created_date
+    from located
 )
 
 select * from final
