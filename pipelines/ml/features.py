@@ -115,7 +115,8 @@ order by customer_id
 
 CATEGORY_SHARES_SQL = """
 with categories as (
-    select lines.customer_id, products.department_name, sum(lines.net_revenue)::double as net_revenue
+    -- decimal sums: exact, so the shares do not depend on the order parallel threads add them in
+    select lines.customer_id, products.department_name, sum(lines.net_revenue) as net_revenue
     from marts.fct_order_lines as lines
     join marts.dim_products as products using (product_id)
     where lines.order_date < $cutoff
@@ -124,7 +125,7 @@ with categories as (
 select
     customer_id,
     department_name,
-    coalesce(net_revenue / nullif(sum(net_revenue) over (partition by customer_id), 0), 0) as share
+    coalesce((net_revenue / nullif(sum(net_revenue) over (partition by customer_id), 0))::double, 0) as share
 from categories
 """
 
