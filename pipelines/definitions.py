@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.ingest.assets import build_ingest_asset
+from pipelines.ingest.assets import build_ingest_asset, feeding_contracts
 from pipelines.ingest.contracts import BUILT_IN_DIR, load_contracts
 from pipelines.ingest.sensors import build_landing_sensor
 from pipelines.ml.assets import build_ml_assets
@@ -21,7 +21,8 @@ NIGHTLY_JOB = "nightly"
 def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
     prepare_manifest()
     contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
-    ingest = [build_ingest_asset(contract) for contract in contracts]
+    fed_by = feeding_contracts(contracts)
+    ingest = [build_ingest_asset(contract, fed_by[contract.name]) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
     ml = build_ml_assets(settings)
     publish = build_publish_asset([*ingest, *dbt_models, *ml], settings.today)

@@ -1,4 +1,8 @@
-"""Ingest assets: one per source contract, bringing its raw table up to date with the landing zone.
+"""Ingest assets: one per source contract, bringing the raw tables it feeds up to date with the landing zone.
+
+A contract named like a canonical table (erp/orders) loads into it; a contract of another name (an invoice-line
+export) may feed several canonical tables. The asset of a canonical table's contract depends on the assets of
+every other contract that feeds its table, so dbt, downstream of it, reads the table whole.
 
 Each asset carries two blocking checks: ``files_accepted`` fails while a file of the table in the landing zone is
 refused (missing required column, unreadable encoding, a column whose format changed), and ``expectations``
@@ -14,7 +18,7 @@ import dagster as dg
 from pipelines.ingest import ledger
 from pipelines.ingest.contracts import Contract
 from pipelines.ingest.expectations import validate_loads
-from pipelines.ingest.loader import FileLoad, load_table
+from pipelines.ingest.loader import FileLoad, load_table, raw_table
 from pipelines.resources import Warehouse
 
 
@@ -41,6 +45,13 @@ def refused_files_check(key: dg.AssetKey, refused: dict[str, str]) -> dg.AssetCh
 
 def load_metadata(loads: list[FileLoad]) -> dict[str, object]:
     loaded = [load for load in loads if load.status == "loaded"]
+    filtered: dict[str, int] = {}
+    written: dict[str, int] = {}
+    for load in loaded:
+        for reason, rows in load.filtered:
+            filtered[reason] = filtered.get(reason, 0) + rows
+        for table, rows in load.tables:
+            written[table] = written.get(table, 0) + rows
     return {
         "files_loaded": len(loaded),
         "files_unchanged": sum(load.status == "unchanged" for load in loads),
@@ -48,20 +59,33 @@ def load_metadata(loads: list[FileLoad]) -> dict[str, object]:
         "rows_read": sum(load.rows_read for load in loaded),
         "rows_loaded": sum(load.rows_loaded for load in loaded),
         "rows_quarantined": sum(load.rows_quarantined for load in loaded),
+        "rows_filtered": sum(load.rows_filtered for load in loaded),
         "rows_replaced": sum(load.rows_replaced for load in loaded),
+        "filtered_by_reason": dg.MetadataValue.json(filtered),
+        "rows_written_by_table": dg.MetadataValue.json(written),
         "unknown_columns": dg.MetadataValue.json(
             {load.file: list(load.unknown_columns) for load in loads if load.unknown_columns}
         ),
     }
 
 
-def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
+def feeding_contracts(contracts: list[Contract]) -> dict[str, list[Contract]]:
+    """For each contract, the other contracts that feed the table named like it."""
+    return {
+        contract.name: [other for other in contracts if other is not contract and contract.name in other.tables]
+        for contract in contracts
+    }
+
+
+def build_ingest_asset(contract: Contract, fed_by: list[Contract] = ()) -> dg.AssetsDefinition:
     key = raw_asset_key(contract.source, contract.table)
+    feeds = ", ".join(feed.label for feed in contract.feeds)
 
     @dg.asset(
         key=key,
         group_name="ingest",
-        description=f"{contract.description}\n\nContract: {contract.path}, files `{contract.files}`.",
+        deps=[raw_asset_key(other.source, other.table) for other in fed_by],
+        description=f"{contract.description}\n\nContract: {contract.path}, files `{contract.files}`; feeds {feeds}.",
         kinds={"duckdb", contract.format},
         check_specs=[
             dg.AssetCheckSpec("files_accepted", asset=key, blocking=True, description="No file of it is refused."),
@@ -78,7 +102,9 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
             current = ledger.current_entries(connection, contract.name)
             validation = validate_loads(connection, contract, loads, context.run.run_id)
             validation.store(connection, context.run.run_id)
-            rows = connection.execute(f"select count(*) from raw.{contract.name}").fetchone()[0]
+            rows = sum(
+                connection.execute(f"select count(*) from {raw_table(t)}").fetchone()[0] for t in contract.tables
+            )
         if not loads:
             context.log.warning(f"no files match {contract.files} in {landing_dir}")
         for load in loads:
@@ -92,7 +118,7 @@ def build_ingest_asset(contract: Contract) -> dg.AssetsDefinition:
         for message in refused.values():
             context.log.error(message)
         for failure in validation.failures:
-            log = context.log.error if failure.severity == "error" else context.log.warning
+            log = context.log.error if failure.spec.severity == "error" else context.log.warning
             log(f"{contract.name}: {failure.describe()}")
         yield dg.MaterializeResult(metadata={**load_metadata(loads), "dagster/row_count": rows})
         yield refused_files_check(key, refused)

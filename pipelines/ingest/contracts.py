@@ -1,16 +1,22 @@
-"""Source contracts: one YAML file per source table saying where its files land and how to read and check them.
+"""Source contracts: one YAML file per kind of export file, saying where its files land, how to read and check
+them, and which canonical tables their rows feed.
 
 A contract is what makes an export loadable without code: the glob of its files under the landing zone, the
-file format and its dialect (delimiter, encoding, decimal and thousands separators), each column's canonical
-name with the header(s) it may have in the file, its type, date formats and whether it is required, the primary
-key and what to do with duplicates, and the expectations its data must meet. docs/contracts.md documents every
-key; the built-in contracts (pipelines/ingest/contracts/<source>/<table>.yaml) describe the demo exports.
+file format and its dialect (delimiter, encoding, decimal and thousands separators), each column's name with the
+header(s) it may have in the file, its type, date formats and whether it is required, the primary key and what
+to do with duplicates, and the expectations its data must meet. It can compute columns from the row
+(``derive``), keep only some rows with a recorded reason (``filter``) and feed several canonical tables from one
+file (``feeds``: orders, lines, customers and products from one invoice-line export). The canonical tables, the
+warehouse's own shape, are declared in canonical.yaml beside this file. docs/contracts.md documents every key;
+the built-in contracts (pipelines/ingest/contracts/<source>/<table>.yaml) describe the demo exports.
 """
 
 from __future__ import annotations
 
 import codecs
 import dataclasses
+import functools
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -19,7 +25,13 @@ from typing import Any
 
 import yaml
 
+from pipelines.ingest.expressions import Expression, ExpressionError, parse
+
 BUILT_IN_DIR = Path(__file__).resolve().parent / "contracts"
+CANONICAL_FILE = Path(__file__).resolve().parent / "canonical.yaml"
+# The file's record number (data rows counted from 1 after the header): usable in expressions, e.g. as a line
+# number when the export has none.
+ROW_NUMBER = "_row_number"
 
 TYPES = {"varchar", "integer", "bigint", "double", "date", "timestamp", "boolean"}
 _DECIMAL = re.compile(r"^decimal\(\d{1,2},\d{1,2}\)$")
@@ -53,6 +65,7 @@ class Column:
     max: float | None = None
     severity: str = "warn"
     values: tuple[tuple[str, str], ...] = ()
+    description: str = ""
 
     @property
     def header(self) -> str:
@@ -92,6 +105,68 @@ class Expectation:
 
 
 @dataclasses.dataclass(frozen=True)
+class CanonicalTable:
+    """One of the warehouse's canonical tables (canonical.yaml): what the staging models read."""
+
+    name: str
+    description: str
+    primary_key: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    columns: tuple[Column, ...]
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("__", "/")
+
+    def column(self, name: str) -> Column:
+        return next(column for column in self.columns if column.name == name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    """What a feed writes into one column of its table: an expression over the row, a constant, or both (the
+    constant where the expression is empty)."""
+
+    expression: Expression | None = None
+    constant: str | int | float | bool | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Feed:
+    """The rows a file gives one table: which rows (``where``), each column's value, and, for a table with one row
+    per key made from many rows of the file (orders from invoice lines), the key to collapse on."""
+
+    table: str
+    columns: tuple[Column, ...]
+    values: tuple[tuple[str, Value], ...]
+    primary_key: tuple[str, ...]
+    where: Expression | None = None
+    one_row_per: tuple[str, ...] = ()
+    canonical: bool = True
+
+    @property
+    def label(self) -> str:
+        return self.table.replace("__", "/")
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Table column -> the file's column it takes as it is (no expression around it)."""
+        return {
+            name: value.expression.column
+            for name, value in self.values
+            if value.expression is not None and value.expression.column and value.constant is None
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RowFilter:
+    """Rows the contract keeps: the others are excluded at the door, counted in the ledger with the reason."""
+
+    keep: Expression
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Contract:
     """How to read and check one source table's files. ``name`` is ``<source>__<table>``, the raw table's name."""
 
@@ -107,10 +182,19 @@ class Contract:
     duplicates: str = "keep_last"
     refuse_above_bad_share: float = 0.5
     expectations: tuple[Expectation, ...] = ()
+    derived: tuple[tuple[str, Expression], ...] = ()
+    filters: tuple[RowFilter, ...] = ()
+    feeds: tuple[Feed, ...] = ()
+    sha256: str = ""
 
     @property
     def name(self) -> str:
         return f"{self.source}__{self.table}"
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """The raw tables this contract's files feed."""
+        return tuple(feed.table for feed in self.feeds)
 
     def matching_files(self, landing_dir: Path) -> list[Path]:
         """The files of this table in the landing zone, in a stable order."""
@@ -130,7 +214,9 @@ def _as_tuple(value: object) -> tuple:
     return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
-_COLUMN_KEYS = {"name", "type", "header", "required", "format", "allowed", "min", "max", "severity", "values"}
+_COLUMN_KEYS = {
+    "name", "type", "header", "required", "format", "allowed", "min", "max", "severity", "values", "description",
+}  # fmt: skip
 
 
 def _column(path: Path, index: int, raw: object) -> Column:
@@ -161,6 +247,7 @@ def _column(path: Path, index: int, raw: object) -> Column:
         max=raw.get("max"),
         severity=severity,
         values=tuple((str(key), str(value)) for key, value in values.items()),
+        description=str(raw.get("description", "")),
     )
 
 
@@ -176,8 +263,140 @@ def _expectation(path: Path, index: int, raw: object) -> Expectation:
 
 _TOP_KEYS = {
     "description", "files", "format", "csv", "xlsx", "columns", "primary_key", "duplicates",
-    "refuse_above_bad_share", "expectations",
+    "refuse_above_bad_share", "expectations", "derive", "filter", "feeds",
 }  # fmt: skip
+
+
+def table_name(label: str) -> str:
+    """``erp/orders`` or ``erp__orders`` -> ``erp__orders``."""
+    return str(label).strip().replace("/", "__").removesuffix(".yaml")
+
+
+@functools.cache
+def canonical_tables() -> dict[str, CanonicalTable]:
+    """The canonical tables of canonical.yaml by raw table name (``erp__orders``)."""
+    raw = yaml.safe_load(CANONICAL_FILE.read_text(encoding="utf-8"))
+    tables = {}
+    for label, spec in raw.items():
+        columns = tuple(_column(CANONICAL_FILE, index, column) for index, column in enumerate(spec["columns"]))
+        tables[table_name(label)] = CanonicalTable(
+            name=table_name(label),
+            description=str(spec.get("description", "")),
+            primary_key=tuple(spec.get("primary_key") or ()),
+            capabilities=tuple(spec.get("capabilities") or ()),
+            columns=columns,
+        )
+    return tables
+
+
+def _derived(path: Path, raw: object, known: list[str]) -> tuple[tuple[str, Expression], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise _fail(path, "derive must map new column names to expressions, e.g. {line_amount: quantity * price}")
+    derived = []
+    for name, text in raw.items():
+        if not _NAME.match(str(name)) or str(name) in known:
+            raise _fail(path, f"derive: {name!r} must be a new snake_case name (not one of the columns)")
+        try:
+            derived.append((str(name), parse(text, known)))
+        except ExpressionError as error:
+            raise _fail(path, f"derive {name}: {error}") from error
+        known.append(str(name))
+    return tuple(derived)
+
+
+def _filters(path: Path, raw: object, known: list[str]) -> tuple[RowFilter, ...]:
+    if raw is None:
+        return ()
+    rules = raw if isinstance(raw, list) else [raw]
+    filters = []
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict) or set(rule) != {"keep", "reason"}:
+            raise _fail(path, f"filter[{index}] needs exactly 'keep' (an expression) and 'reason' (words)")
+        try:
+            filters.append(RowFilter(parse(rule["keep"], known), str(rule["reason"])))
+        except ExpressionError as error:
+            raise _fail(path, f"filter[{index}]: {error}") from error
+    return tuple(filters)
+
+
+def _value(path: Path, where: str, raw: object, known: list[str]) -> Value:
+    """A feed column's value: ``expression`` text, a YAML number/boolean, or {value: ...} / {expression, default}."""
+    try:
+        if isinstance(raw, bool | int | float):
+            return Value(constant=raw)
+        if isinstance(raw, str):
+            return Value(expression=parse(raw, known))
+        if isinstance(raw, dict) and set(raw) == {"value"}:
+            return Value(constant=raw["value"] if isinstance(raw["value"], bool | int | float) else str(raw["value"]))
+        if isinstance(raw, dict) and "expression" in raw and set(raw) <= {"expression", "default"}:
+            default = raw.get("default")
+            return Value(parse(raw["expression"], known), None if default is None else default)
+    except ExpressionError as error:
+        raise _fail(path, f"{where}: {error}") from error
+    raise _fail(path, f"{where}: write an expression, a number, {{value: TEXT}} or {{expression: ..., default: ...}}")
+
+
+def _feed(path: Path, label: str, raw: object, known: list[str]) -> Feed:
+    target = table_name(label)
+    table = canonical_tables().get(target)
+    if table is None:
+        names = ", ".join(sorted(t.label for t in canonical_tables().values()))
+        raise _fail(path, f"feeds: {label!r} is not a canonical table (they are: {names}; docs/canonical_tables.md)")
+    raw = raw or {}
+    if not isinstance(raw, dict) or set(raw) - {"columns", "where", "one_row_per"}:
+        raise _fail(path, f"feeds {label}: keys are columns, where and one_row_per")
+    mapped = raw.get("columns") or {}
+    if not isinstance(mapped, dict):
+        raise _fail(path, f"feeds {label}: columns must map the table's columns to values")
+    unknown = sorted(set(map(str, mapped)) - {column.name for column in table.columns})
+    if unknown:
+        names = ", ".join(column.name for column in table.columns)
+        raise _fail(path, f"feeds {label}: {unknown} are not columns of {label} (it has {names})")
+    values = []
+    for column in table.columns:
+        if column.name in mapped:
+            values.append((column.name, _value(path, f"feeds {label} {column.name}", mapped[column.name], known)))
+        elif column.name in known:  # a column of the file with the table's column name feeds it as it is
+            values.append((column.name, Value(expression=parse(_quoted(column.name), known))))
+        elif column.required:
+            raise _fail(
+                path,
+                f"feeds {label}: required column {column.name!r} has no value; map it, e.g. {column.name}: <column>",
+            )
+    try:
+        where = parse(raw["where"], known) if raw.get("where") is not None else None
+    except ExpressionError as error:
+        raise _fail(path, f"feeds {label} where: {error}") from error
+    one_row_per = tuple(str(name) for name in _as_tuple(raw.get("one_row_per")))
+    if one_row_per and one_row_per != table.primary_key:
+        raise _fail(path, f"feeds {label}: one_row_per must be the table's key {list(table.primary_key)}")
+    return Feed(target, table.columns, tuple(values), table.primary_key, where, one_row_per)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _feeds(path: Path, name: str, raw: object, columns: tuple[Column, ...], primary_key, known) -> tuple[Feed, ...]:
+    """The tables the file feeds; without ``feeds``, the table named like the contract, column for column."""
+    if raw is not None:
+        if not isinstance(raw, dict) or not raw:
+            raise _fail(path, "feeds must map canonical table names (erp/orders...) to how the file feeds them")
+        return tuple(_feed(path, str(label), spec, known) for label, spec in raw.items())
+    table = canonical_tables().get(name)
+    if table is None:  # a table of the contract's own, shaped by its columns
+        values = tuple((c.name, Value(expression=parse(_quoted(c.name), known))) for c in columns)
+        return (Feed(name, columns, values, primary_key, canonical=False),)
+    strangers = [column.name for column in columns if column.name not in {c.name for c in table.columns}]
+    if strangers:
+        raise _fail(
+            path,
+            f"columns {strangers} are not columns of the canonical table {table.label} "
+            f"(it has {', '.join(c.name for c in table.columns)}); rename them, or declare feeds (docs/contracts.md)",
+        )
+    return (_feed(path, table.label, {}, known),)
 
 
 def load_contract(path: Path, source: str | None = None) -> Contract:
@@ -215,9 +434,27 @@ def load_contract(path: Path, source: str | None = None) -> Contract:
         codecs.lookup(dialect.encoding)
     except LookupError as error:
         raise _fail(path, f"unknown encoding {dialect.encoding!r}") from error
+    source, table = source or path.parent.name, path.stem
+    for part in (source, table):
+        if not _NAME.match(part):
+            raise _fail(path, f"{part!r}: a contract's folder and file name must be snake_case (letters, digits, _)")
+    known = [*names, ROW_NUMBER]
+    derived = _derived(path, raw.get("derive"), known)
+    filters = _filters(path, raw.get("filter"), known)
+    feeds = _feeds(path, f"{source}__{table}", raw.get("feeds"), columns, primary_key, known)
+    checked = {source for feed in feeds for source in feed.sources.values()}
+    for column in columns:
+        if (column.allowed is not None or column.min is not None or column.max is not None) and (
+            column.name not in checked
+        ):
+            raise _fail(
+                path,
+                f"column {column.name}: allowed/min/max are checked on the table column it feeds as it is, and it "
+                "feeds none; check the table's column under expectations instead (docs/contracts.md)",
+            )
     return Contract(
-        source=source or path.parent.name,
-        table=path.stem,
+        source=source,
+        table=table,
         description=str(raw.get("description", "")),
         files=str(raw["files"]),
         format=str(raw["format"]),
@@ -228,6 +465,10 @@ def load_contract(path: Path, source: str | None = None) -> Contract:
         duplicates=duplicates,
         refuse_above_bad_share=float(raw.get("refuse_above_bad_share", 0.5)),
         expectations=tuple(_expectation(path, i, spec) for i, spec in enumerate(raw.get("expectations") or [])),
+        derived=derived,
+        filters=filters,
+        feeds=feeds,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
     )
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from pipelines.ingest.contracts import Contract
+from pipelines.ingest.contracts import Contract, Feed
 from pipelines.ingest.ledger import META_SCHEMA
-from pipelines.ingest.loader import RAW_SCHEMA, FileLoad, sql_identifier, sql_string
+from pipelines.ingest.loader import FileLoad, raw_table, sql_identifier, sql_string
 
 _asset_names = itertools.count()
 _SQL_BACKED = {
@@ -51,6 +51,7 @@ class Spec:
     arguments: dict[str, Any]
     severity: str
     row_condition: dict[str, Any] | None = None
+    table: str = ""  # the raw table it checks
 
     @property
     def column(self) -> str | None:
@@ -70,7 +71,7 @@ class Outcome:
     error: str | None
 
     def describe(self) -> str:
-        what = f"{self.spec.expectation}({self.spec.column or ''})"
+        what = f"{self.spec.table + ': ' if self.spec.table else ''}{self.spec.expectation}({self.spec.column or ''})"
         where = ", ".join(self.files[:3]) + (f" and {len(self.files) - 3} more files" if len(self.files) > 3 else "")
         if self.error:
             return f"{where}: {what} could not run: {self.error}"
@@ -137,9 +138,19 @@ class Validation:
 
 
 def suite_specs(contract: Contract) -> list[Spec]:
-    """The expectations a contract implies, in a stable order."""
+    """The expectations a contract implies for each table it feeds, in a stable order."""
+    return [spec for feed in contract.feeds for spec in _feed_specs(contract, feed)]
+
+
+def _feed_specs(contract: Contract, feed: Feed) -> list[Spec]:
+    """A table's columns of their types, its required columns not null, its key unique; the contract's rules
+    (``allowed``, ``min``/``max``, ``expectations``) on the table's columns of the same name."""
     specs: list[Spec] = []
-    for column in contract.columns:
+    own = {column.name: column for column in contract.columns}
+    rules = {name: own[source] for name, source in feed.sources.items() if source in own}
+    table_columns = {column.name for column in feed.columns}
+    for column in feed.columns:
+        rule = rules.get(column.name)
         if not column.type.startswith("decimal"):
             specs.append(
                 Spec(
@@ -148,32 +159,35 @@ def suite_specs(contract: Contract) -> list[Spec]:
                     "error",
                 )
             )
-        if column.required:
+        if column.required or (rule is not None and rule.required):
             specs.append(Spec("expect_column_values_to_not_be_null", {"column": column.name}, "error"))
-        if column.allowed is not None:
+        if rule is not None and rule.allowed is not None:
             specs.append(
                 Spec(
                     "expect_column_values_to_be_in_set",
-                    {"column": column.name, "value_set": list(column.allowed)},
-                    column.severity,
+                    {"column": column.name, "value_set": list(rule.allowed)},
+                    rule.severity,
                 )
             )
-        if column.min is not None or column.max is not None:
+        if rule is not None and (rule.min is not None or rule.max is not None):
             bounds = {
-                key: value for key, value in (("min_value", column.min), ("max_value", column.max)) if value is not None
+                key: value for key, value in (("min_value", rule.min), ("max_value", rule.max)) if value is not None
             }
-            specs.append(Spec("expect_column_values_to_be_between", {"column": column.name, **bounds}, column.severity))
-    if len(contract.primary_key) == 1:
+            specs.append(Spec("expect_column_values_to_be_between", {"column": column.name, **bounds}, rule.severity))
+    if len(feed.primary_key) == 1:
         # distinct / count = 1 is uniqueness, in one aggregation (GX's row-level unique check scans twice).
-        unique = {"column": contract.primary_key[0], "min_value": 1.0}
+        unique = {"column": feed.primary_key[0], "min_value": 1.0}
         specs.append(Spec("expect_column_proportion_of_unique_values_to_be_between", unique, "error"))
-    elif contract.primary_key:
-        specs.append(Spec("expect_compound_columns_to_be_unique", {"column_list": list(contract.primary_key)}, "error"))
+    elif feed.primary_key:
+        specs.append(Spec("expect_compound_columns_to_be_unique", {"column_list": list(feed.primary_key)}, "error"))
     for expectation in contract.expectations:
         arguments = dict(expectation.arguments)
         condition = arguments.pop("row_condition", None)
-        specs.append(Spec(expectation.expectation, arguments, expectation.severity, condition))
-    return specs  # fmt: skip
+        named = [arguments.get("column"), *(arguments.get("column_list") or []), (condition or {}).get("column")]
+        if all(name in table_columns for name in named if name):
+            specs.append(Spec(expectation.expectation, arguments, expectation.severity, condition))
+    table = feed.table if feed.table != contract.name else ""
+    return [dataclasses.replace(spec, table=table) for spec in specs]
 
 
 def _literal(value: object) -> str:
@@ -268,30 +282,37 @@ def validate_loads(
         kwargs={"creator": lambda: ConnectionWrapper(connection.cursor())},
     )
     specs = suite_specs(contract)
-    suite = gx.ExpectationSuite(name=contract.name, expectations=[to_gx(spec, i) for i, spec in enumerate(specs)])
-    name = f"run_{next(_asset_names)}"
-    asset = datasource.add_query_asset(
-        name, query=f"select * from {RAW_SCHEMA}.{contract.name} where _run_id = {_literal(run_id)}"
-    )
-    try:
-        result = (
-            asset.add_batch_definition_whole_table("loaded by this run")
-            .get_batch()
-            .validate(suite, result_format="SUMMARY")
+    for feed in contract.feeds:
+        table = feed.table if feed.table != contract.name else ""
+        suite = gx.ExpectationSuite(
+            name=f"{contract.name}.{feed.table}",
+            expectations=[to_gx(spec, index) for index, spec in enumerate(specs) if spec.table == table],
         )
-    finally:
-        datasource.delete_asset(name)
-    for item in result.results:
-        details, exception = item.result or {}, item.exception_info or {}
-        validation.outcomes.append(
-            Outcome(
-                files=files,
-                spec=specs[item.expectation_config.meta["spec"]],
-                success=bool(item.success),
-                unexpected_count=details.get("unexpected_count", details.get("observed_value")),
-                sample=list(details.get("partial_unexpected_list") or [])[:20],
-                error=exception.get("exception_message") if exception.get("raised_exception") else None,
+        name = f"run_{next(_asset_names)}"
+        asset = datasource.add_query_asset(
+            name,
+            query=f"select * from {raw_table(feed.table)} "
+            f"where _run_id = {_literal(run_id)} and _contract = {_literal(contract.name)}",
+        )
+        try:
+            result = (
+                asset.add_batch_definition_whole_table("loaded by this run")
+                .get_batch()
+                .validate(suite, result_format="SUMMARY")
             )
-        )
+        finally:
+            datasource.delete_asset(name)
+        for item in result.results:
+            details, exception = item.result or {}, item.exception_info or {}
+            validation.outcomes.append(
+                Outcome(
+                    files=files,
+                    spec=specs[item.expectation_config.meta["spec"]],
+                    success=bool(item.success),
+                    unexpected_count=details.get("unexpected_count", details.get("observed_value")),
+                    sample=list(details.get("partial_unexpected_list") or [])[:20],
+                    error=exception.get("exception_message") if exception.get("raised_exception") else None,
+                )
+            )
     validation.outcomes.sort(key=lambda outcome: specs.index(outcome.spec))
     return validation

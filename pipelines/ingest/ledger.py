@@ -1,13 +1,15 @@
 """The load ledger (meta.load_ledger) and the quarantine (meta.quarantine): the bookkeeping of every file.
 
-The ledger holds one row per version of a file: its content hash, size, rows read, loaded, quarantined and
-replaced, its status (``loaded``, ``refused``, or ``replaced`` once a corrected delivery superseded it), when and
-by which run. For every row: rows_read = rows_loaded + rows_quarantined.
+The ledger holds one row per version of a file: its content hash and its contract's, size, rows read, loaded,
+quarantined, filtered (with the count per reason) and replaced, the raw tables it fed with the rows written to
+each, its status (``loaded``, ``refused``, or ``replaced`` once a corrected delivery or a changed contract
+superseded it), when and by which run. For every row: rows_read = rows_loaded + rows_quarantined + rows_filtered.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,8 @@ class Entry:
     sha256: str
     status: str
     run_id: str
+    contract_sha256: str = ""
+    tables: tuple[str, ...] = ()
 
 
 _TABLES = {
@@ -34,7 +38,8 @@ _TABLES = {
         record json, run_id varchar, quarantined_at timestamp""",
     "load_ledger": """source_table varchar, file varchar, sha256 varchar, size_bytes bigint, rows_read bigint,
         rows_loaded bigint, rows_quarantined bigint, rows_replaced bigint, unknown_columns varchar[],
-        status varchar, message varchar, run_id varchar, loaded_at timestamp""",
+        status varchar, message varchar, run_id varchar, loaded_at timestamp, rows_filtered bigint,
+        filtered_reasons json, tables_fed varchar[], rows_by_table json, contract_sha256 varchar""",
 }
 
 
@@ -58,7 +63,7 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
 
 def record(connection: duckdb.DuckDBPyConnection, source_table: str, file: Path, load: FileLoad, run_id: str) -> None:
     connection.execute(
-        f"insert into {META_SCHEMA}.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+        f"insert into {META_SCHEMA}.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [
             source_table,
             load.file,
@@ -72,6 +77,11 @@ def record(connection: duckdb.DuckDBPyConnection, source_table: str, file: Path,
             load.status,
             load.message,
             run_id,
+            load.rows_filtered,
+            json.dumps(dict(load.filtered)),
+            [table for table, _ in load.tables],
+            json.dumps(dict(load.tables)),
+            load.contract_sha256,
         ],
     )
 
@@ -87,14 +97,30 @@ def mark_replaced(connection: duckdb.DuckDBPyConnection, source_table: str, file
 def current_entries(connection: duckdb.DuckDBPyConnection, source_table: str) -> dict[str, Entry]:
     """The current (not replaced) version of each file of a table."""
     rows = connection.execute(
-        f"select file, sha256, status, run_id from {META_SCHEMA}.load_ledger "
+        f"select file, sha256, status, run_id, contract_sha256, tables_fed from {META_SCHEMA}.load_ledger "
         "where source_table = ? and status <> 'replaced'",
         [source_table],
     ).fetchall()
-    return {row[0]: Entry(*row) for row in rows}
+    return {row[0]: Entry(*row[:5], tuple(row[5] or ())) for row in rows}
 
 
-def forget_table(connection: duckdb.DuckDBPyConnection, source_table: str) -> None:
-    """The raw table was rebuilt: every file of it loads again."""
-    connection.execute(f"delete from {META_SCHEMA}.load_ledger where source_table = ?", [source_table])
-    connection.execute(f"delete from {META_SCHEMA}.quarantine where source_table = ?", [source_table])
+_FED = "(source_table = ? or list_contains(tables_fed, ?))"
+
+
+def files_that_fed(connection: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str, list[str]]]:
+    """(contract, file, tables it fed) of every current file that fed a raw table."""
+    return connection.execute(
+        f"select source_table, file, coalesce(tables_fed, []) from {META_SCHEMA}.load_ledger "
+        f"where status <> 'replaced' and {_FED}",
+        [table, table],
+    ).fetchall()
+
+
+def forget_table(connection: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The raw table was rebuilt: every file that fed it, under any contract, loads again."""
+    connection.execute(
+        f"""delete from {META_SCHEMA}.quarantine where (source_table, file) in (
+            select (source_table, file) from {META_SCHEMA}.load_ledger where {_FED})""",
+        [table, table],
+    )
+    connection.execute(f"delete from {META_SCHEMA}.load_ledger where {_FED}", [table, table])

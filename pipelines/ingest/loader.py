@@ -1,14 +1,18 @@
-"""Load a source table's files into DuckDB by its contract: good rows to ``raw``, bad rows to ``meta.quarantine``.
+"""Load a contract's files into DuckDB: good rows to the ``raw`` tables it feeds, bad rows to ``meta.quarantine``.
 
 Every value is read as text and cast by the contract, so one unreadable cell quarantines its row (with the file,
-row number, column and reason) instead of failing the file: rows read = rows loaded + rows quarantined, always.
+row number, column and reason) instead of failing the file. The contract's derived columns are computed, its
+filters set aside the rows it does not want (counted with their reason), and each feed writes its columns into
+its table, collapsing many rows into one where it says ``one_row_per``. Rows read = rows loaded + rows
+quarantined + rows filtered, always, for every file.
 A file is refused whole, with an error naming the file and the column, when it lacks a required column or when
 most of a column cannot be read as its type (the export's format changed); a refused file loads nothing and stays
 in the ledger as refused until a corrected file replaces it.
 
-Loads are incremental and idempotent: a file already loaded with the same content (SHA-256) is skipped; a
-corrected re-delivery under the same name replaces the rows of the earlier one; rows whose primary key was
-loaded before are resolved by the contract's ``duplicates`` policy.
+Loads are incremental and idempotent: a file already loaded with the same content (SHA-256) under the same
+contract (its SHA-256 too) is skipped; a corrected re-delivery under the same name, or a changed contract,
+replaces the rows of the earlier load; rows whose primary key was loaded before are resolved by the contract's
+``duplicates`` policy.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.ingest import ledger
-from pipelines.ingest.contracts import Column, Contract
+from pipelines.ingest.contracts import Column, Contract, Feed, Value
 from pipelines.ingest.readers import FileRefused, Readable, readable
 
 RAW_SCHEMA = "raw"
@@ -43,11 +47,24 @@ class FileLoad:
     rows_replaced: int = 0
     unknown_columns: tuple[str, ...] = ()
     message: str = ""
+    rows_filtered: int = 0
+    filtered: tuple[tuple[str, int], ...] = ()  # (reason, rows)
+    tables: tuple[tuple[str, int], ...] = ()  # (raw table, rows written to it)
+    contract_sha256: str = ""
 
 
 def sql_string(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_literal(value: str | int | float | bool) -> str:
+    """A SQL literal of a constant from a contract: text quoted, numbers and booleans as numbers and booleans."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if value == value and abs(value) != float("inf") else "null"
+    return sql_string(str(value))
 
 
 def sql_identifier(name: str) -> str:
@@ -153,23 +170,39 @@ def problems_sql(source: Readable, matched: dict[str, str], contract: Contract, 
     return f"list_filter([{', '.join(checks)}], lambda problem: problem is not null)"
 
 
-def create_raw_table(connection: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    """(Re)create the empty raw table of a contract: its typed columns plus lineage and unknown columns."""
+# Lineage of every raw row: the file and record it came from, the run and the contract that loaded it, and the
+# file's columns that no contract column claims.
+LINEAGE_COLUMNS = (("_file", "varchar"), ("_row_number", "bigint"), ("_run_id", "varchar"), ("_extra", "json"),
+                   ("_contract", "varchar"))  # fmt: skip
+
+
+def raw_table(name: str) -> str:
+    """The quoted name of a raw table."""
+    return f"{RAW_SCHEMA}.{sql_identifier(name)}"
+
+
+def _create_feed_table(connection: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     connection.execute(f"create schema if not exists {RAW_SCHEMA}")
-    columns = [f"{sql_identifier(column.name)} {column.type}" for column in contract.columns]
-    columns += ["_file varchar", "_row_number bigint", "_run_id varchar", "_extra json"]
-    connection.execute(f"create or replace table {RAW_SCHEMA}.{contract.name} ({', '.join(columns)})")
+    columns = [f"{sql_identifier(column.name)} {column.type}" for column in feed.columns]
+    columns += [f"{name} {kind}" for name, kind in LINEAGE_COLUMNS]
+    connection.execute(f"create or replace table {raw_table(feed.table)} ({', '.join(columns)})")
 
 
-def _raw_table_matches(connection: duckdb.DuckDBPyConnection, contract: Contract) -> bool:
+def create_raw_table(connection: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """(Re)create the empty raw tables a contract feeds: their typed columns plus lineage and unknown columns."""
+    for feed in contract.feeds:
+        _create_feed_table(connection, feed)
+
+
+def _raw_table_matches(connection: duckdb.DuckDBPyConnection, feed: Feed) -> bool:
     rows = connection.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = ? and table_name = ? order by ordinal_position",
-        [RAW_SCHEMA, contract.name],
+        [RAW_SCHEMA, feed.table],
     ).fetchall()
-    expected = [(column.name, column.type) for column in contract.columns]
-    actual = [(name, kind.lower().replace(" ", "")) for name, kind in rows if not name.startswith("_")]
-    return bool(rows) and actual == expected
+    expected = [(column.name, column.type) for column in feed.columns] + list(LINEAGE_COLUMNS)
+    actual = [(name, kind.lower().replace(" ", "")) for name, kind in rows]
+    return actual == expected
 
 
 def _match_headers(contract: Contract, present: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -205,26 +238,115 @@ def _refuse_unreadable_columns(
             )
 
 
-def _mark_duplicates(connection: duckdb.DuckDBPyConnection, contract: Contract) -> int:
-    """Resolve primary-key duplicates within the file and against rows loaded from other files.
+def _derive_and_filter(connection: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """Add the contract's derived columns to _batch, then mark (``_filtered``) the clean rows no table takes."""
+    if contract.derived:
+        query = "select * from _batch"
+        for name, expression in contract.derived:  # each may read the ones before it
+            query = f"select *, try({expression.sql()}) as {sql_identifier(name)} from ({query})"
+        connection.execute(f"create or replace temp table _batch as {query}")
+    connection.execute("alter table _batch add column _filtered varchar")
+    reasons = [(f"not coalesce({rule.keep.sql()}, false)", rule.reason) for rule in contract.filters]
+    if all(feed.where is not None for feed in contract.feeds):
+        taken = " or ".join(f"coalesce({feed.where.sql()}, false)" for feed in contract.feeds)
+        tables = ", ".join(feed.label for feed in contract.feeds)
+        reasons.append((f"not ({taken})", f"no table takes it (the where of {tables})"))
+    if reasons:
+        cases = " ".join(f"when {condition} then {sql_string(reason)}" for condition, reason in reasons)
+        connection.execute(f"update _batch set _filtered = case {cases} end where len(_problems) = 0")
 
-    Returns the number of rows of other files that this file's rows replace (policy keep_last).
-    """
-    if not contract.primary_key:
-        return 0
-    key = ", ".join(sql_identifier(name) for name in contract.primary_key)
+
+def _feed_value_sql(column: Column, value: Value) -> str:
+    typed = f"try_cast({{}} as {column.type})"
+    parts = []
+    if value.expression is not None:
+        parts.append(typed.format(value.expression.sql()))
+    if value.constant is not None:
+        parts.append(typed.format(sql_literal(value.constant)))
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _project_feed(connection: duckdb.DuckDBPyConnection, feed: Feed, index: int) -> str:
+    """Temp table _feed_<index>: the feed's typed columns for the rows it takes; its problems go onto _batch."""
+    table = f"_feed_{index}"
+    values = dict(feed.values)
+    selected, checks = [], []
+    for column in feed.columns:
+        value = values.get(column.name)
+        cell = _feed_value_sql(column, value) if value is not None else f"null::{column.type}"
+        selected.append(f"{cell} as {sql_identifier(column.name)}")
+        name, where = sql_string(column.name), f"feeds {feed.label}"
+        unreadable = "false"
+        if value is not None and value.expression is not None and column.type != "varchar":
+            raw = value.expression.sql()
+            unreadable = f"({raw} is not null and {cell} is null)"
+            reason = (
+                f"concat({sql_string(where + ': cannot use ')}, {sql_string(chr(39))}, {raw}::varchar, "
+                f"{sql_string(chr(39) + ' as ' + column.name + ' (' + column.type + ')')})"
+            )
+            checks.append(f"case when {unreadable} then {{'column': {name}, 'kind': 'type', 'reason': {reason}}} end")
+        if column.required:
+            reason = sql_string(f"{where}: required {column.name} is empty")
+            checks.append(
+                f"case when {cell} is null and not {unreadable} then "
+                f"{{'column': {name}, 'kind': 'missing', 'reason': {reason}}} end"
+            )
+    problems = (
+        f"list_filter([{', '.join(checks)}], lambda problem: problem is not null)"
+        if checks
+        else "[]::struct(column varchar, kind varchar, reason varchar)[]"
+    )
+    taken = f" and coalesce({feed.where.sql()}, false)" if feed.where is not None else ""
+    connection.execute(
+        f"""create or replace temp table {table} as
+        select _row_number, {", ".join(selected)}, {problems} as _feed_problems
+        from _batch where len(_problems) = 0 and _filtered is null{taken}"""
+    )
+    connection.execute(
+        f"""update _batch set _problems = list_concat(_batch._problems, fed._feed_problems)
+        from {table} as fed where _batch._row_number = fed._row_number and len(fed._feed_problems) > 0"""
+    )
+    return table
+
+
+def _clean(feed_table: str) -> str:
+    """The rows of a feed table whose record has no problem (so far)."""
+    return (
+        f"(select {feed_table}.* from {feed_table} join _batch on _batch._row_number = {feed_table}._row_number "
+        "where len(_batch._problems) = 0)"
+    )
+
+
+def _add_problems(
+    connection: duckdb.DuckDBPyConnection, rows_sql: str, column: str, kind: str, parameters: list | None = None
+) -> None:
+    """Append a problem to the _batch rows of ``rows_sql`` (columns _row_number, reason)."""
+    connection.execute(
+        f"""update _batch set _problems = list_append(_problems,
+            {{'column': {sql_string(column)}, 'kind': {sql_string(kind)}, 'reason': marked.reason}})
+        from ({rows_sql}) as marked where _batch._row_number = marked._row_number""",
+        parameters,
+    )
+
+
+def _key_sql(feed: Feed, qualifier: str = "") -> str:
+    prefix = f"{qualifier}." if qualifier else ""
+    return ", ".join(prefix + sql_identifier(name) for name in feed.primary_key)
+
+
+def _quarantine_copies(connection: duckdb.DuckDBPyConnection, contract: Contract, feed: Feed, table: str) -> None:
+    """Within the file: keep one row per key (the last or the first) or none, quarantine the other copies. A feed
+    that makes one row per key from many (``one_row_per``) collapses its copies instead."""
+    if not feed.primary_key or feed.one_row_per:
+        return
+    key = _key_sql(feed)
     duplicated = connection.execute(
-        f"select count(*) from (select {key} from _batch where len(_problems) = 0 group by all having count(*) > 1)"
+        f"select count(*) from (select {key} from {_clean(table)} group by all having count(*) > 1)"
     ).fetchone()[0]
-    if duplicated:
-        _quarantine_copies(connection, contract, key)
-    return _resolve_keys_loaded_before(connection, contract, key)
-
-
-def _quarantine_copies(connection: duckdb.DuckDBPyConnection, contract: Contract, key: str) -> None:
-    """Within the file: keep one row per key (the last or the first) or none, quarantine the other copies."""
+    if not duplicated:
+        return
     key_text = " || ', ' || ".join(
-        f"{sql_string(name + '=')} || coalesce({sql_identifier(name)}::varchar, '')" for name in contract.primary_key
+        f"{sql_string(name + '=')} || coalesce({sql_identifier(name)}::varchar, '')" for name in feed.primary_key
     )
     order = "desc" if contract.duplicates == "keep_last" else "asc"
     keep = (
@@ -233,57 +355,89 @@ def _quarantine_copies(connection: duckdb.DuckDBPyConnection, contract: Contract
         else f"row_number() over (partition by {key} order by _row_number {order}) = 1"
     )
     kept_row = f"{'max' if contract.duplicates == 'keep_last' else 'min'}(_row_number) over (partition by {key})"
-    connection.execute(
-        f"""create or replace temp table _duplicates as
-        select _row_number, key_text, kept_row
+    where = f" ({feed.label})" if feed.canonical and len(contract.feeds) > 1 else ""
+    ending = (
+        "'; every copy quarantined'" if contract.duplicates == "quarantine" else "concat('; row ', kept_row, ' kept')"
+    )
+    _add_problems(
+        connection,
+        f"""select _row_number, concat({sql_string("duplicate primary key" + where + " (")}, key_text, ')', {ending})
+            as reason
         from (
             select *, {key_text} as key_text, count(*) over (partition by {key}) as copies, {keep} as is_kept,
                 {kept_row} as kept_row
-            from _batch where len(_problems) = 0
+            from {_clean(table)}
         )
-        where copies > 1 and not is_kept"""
+        where copies > 1 and not is_kept""",
+        feed.primary_key[0],
+        "duplicate",
     )
-    reason = "concat('duplicate primary key (', _duplicates.key_text, ')" + (
-        "; every copy quarantined')"
-        if contract.duplicates == "quarantine"
-        else "; row ', _duplicates.kept_row, ' kept')"
-    )
-    connection.execute(
-        f"""update _batch set _problems = list_append(_problems,
-            {{'column': {sql_string(contract.primary_key[0])}, 'kind': 'duplicate', 'reason': {reason}}})
-        from _duplicates where _batch._row_number = _duplicates._row_number"""
-    )
-    connection.execute("drop table _duplicates")
 
 
-def _resolve_keys_loaded_before(connection: duckdb.DuckDBPyConnection, contract: Contract, key: str) -> int:
-    """Against the rows of other files: replace them (keep_last) or quarantine the new copies."""
-    raw = f"{RAW_SCHEMA}.{contract.name}"
-    first = sql_identifier(contract.primary_key[0])
-    low, high = connection.execute(f"select min({first}), max({first}) from _batch where len(_problems) = 0").fetchone()
+def _overlapping_keys(connection: duckdb.DuckDBPyConnection, feed: Feed, table: str) -> tuple | None:
+    """The range of the feed's first key column when rows loaded before may share a key, else None."""
+    first = sql_identifier(feed.primary_key[0])
+    low, high = connection.execute(f"select min({first}), max({first}) from {_clean(table)}").fetchone()
     if low is None:
-        return 0
+        return None
     # Zone maps answer this from row-group statistics when the key ranges of the files do not overlap.
     overlapping = connection.execute(
-        f"select count(*) from (select 1 from {raw} where {first} between ? and ? limit 1)", [low, high]
-    ).fetchone()[0]
-    if not overlapping:
-        return 0
-    if contract.duplicates == "keep_last":
-        replaced = connection.execute(
-            f"""delete from {raw} where ({key}) in (select ({key}) from _batch where len(_problems) = 0)"""
-        ).fetchone()[0]
-        return int(replaced)
-    same_key = " and ".join(f"_batch.{sql_identifier(n)} = earlier.{sql_identifier(n)}" for n in contract.primary_key)
-    connection.execute(
-        f"""update _batch set _problems = list_append(_problems,
-            {{'column': {sql_string(contract.primary_key[0])}, 'kind': 'duplicate',
-              'reason': concat('primary key already loaded from ', earlier._file)}})
-        from (select {key}, any_value(_file) as _file from {raw} where {first} between ? and ? group by all) as earlier
-        where len(_batch._problems) = 0 and {same_key}""",
+        f"select count(*) from (select 1 from {raw_table(feed.table)} where {first} between ? and ? limit 1)",
         [low, high],
+    ).fetchone()[0]
+    return (low, high) if overlapping else None
+
+
+def _quarantine_keys_loaded_before(connection, contract: Contract, feed: Feed, table: str) -> None:
+    """Policies keep_first and quarantine: a row whose key another file loaded is quarantined."""
+    if not feed.primary_key or contract.duplicates == "keep_last":
+        return
+    bounds = _overlapping_keys(connection, feed, table)
+    if bounds is None:
+        return
+    same_key = " and ".join(f"new.{sql_identifier(n)} = earlier.{sql_identifier(n)}" for n in feed.primary_key)
+    first = sql_identifier(feed.primary_key[0])
+    _add_problems(
+        connection,
+        f"""select new._row_number, concat('primary key already loaded from ', earlier._file) as reason
+        from {_clean(table)} as new
+        join (select {_key_sql(feed)}, any_value(_file) as _file from {raw_table(feed.table)}
+              where {first} between ? and ? group by all) as earlier on {same_key}""",
+        feed.primary_key[0],
+        "duplicate",
+        list(bounds),
     )
-    return 0
+
+
+def _replace_keys_loaded_before(connection, contract: Contract, feed: Feed, table: str) -> int:
+    """Policy keep_last: rows of other files with a key this file loads are replaced; returns how many."""
+    if not feed.primary_key or contract.duplicates != "keep_last" or _overlapping_keys(connection, feed, table) is None:
+        return 0
+    key = _key_sql(feed)
+    replaced = connection.execute(
+        f"delete from {raw_table(feed.table)} where ({key}) in (select ({key}) from {_clean(table)})"
+    ).fetchone()[0]
+    return int(replaced)
+
+
+def _write_feed(connection, feed: Feed, table: str, relative: str, run_id: str, contract: Contract) -> int:
+    """Insert the feed's clean rows into its raw table (one per key where it collapses); return the rows written."""
+    names = ", ".join(sql_identifier(column.name) for column in feed.columns)
+    picked = ", ".join(f"fed.{sql_identifier(column.name)}" for column in feed.columns)
+    collapse = (
+        f"qualify row_number() over (partition by {_key_sql(feed, 'fed')} order by fed._row_number) = 1"
+        if feed.one_row_per
+        else ""
+    )
+    written = connection.execute(
+        f"""insert into {raw_table(feed.table)} ({names}, _file, _row_number, _run_id, _extra, _contract)
+        select {picked}, ?, fed._row_number, ?, _batch._extra, ?
+        from {table} as fed join _batch on _batch._row_number = fed._row_number
+        where len(_batch._problems) = 0
+        {collapse}""",
+        [relative, run_id, contract.name],
+    ).fetchone()[0]
+    return int(written)
 
 
 def _renumber_after_rejects(connection: duckdb.DuckDBPyConnection, rejects: int) -> None:
@@ -394,25 +548,28 @@ def load_file(
     run_id: str,
     previous: ledger.Entry | None = None,
 ) -> FileLoad:
-    """Load one file (in one transaction) unless the ledger already holds it with the same content."""
+    """Load one file (in one transaction) unless the ledger already holds it with the same content and contract."""
     relative = file.relative_to(landing_dir).as_posix()
     sha256 = file_sha256(file)
-    if previous is not None and previous.sha256 == sha256:
+    if previous is not None and (previous.sha256, previous.contract_sha256) == (sha256, contract.sha256):
         return FileLoad(relative, sha256, "unchanged", message=f"already {previous.status} by run {previous.run_id}")
     connection.execute("begin transaction")
     try:
-        replaced = _forget_earlier_delivery(connection, contract, relative) if previous is not None else 0
+        replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous is not None else 0
         with readable(contract, file, relative) as source:
             unknown, rejected, parsed = _read_batch(connection, contract, source, relative)
         rows_read = parsed + rejected
         _refuse_unreadable_columns(connection, contract, relative, rows_read)
-        replaced += _mark_duplicates(connection, contract)
+        _derive_and_filter(connection, contract)
+        tables = [_project_feed(connection, feed, index) for index, feed in enumerate(contract.feeds)]
+        for feed, table in zip(contract.feeds, tables, strict=True):
+            _quarantine_copies(connection, contract, feed, table)
+            _quarantine_keys_loaded_before(connection, contract, feed, table)
+        written = []
+        for feed, table in zip(contract.feeds, tables, strict=True):
+            replaced += _replace_keys_loaded_before(connection, contract, feed, table)
+            written.append((feed.table, _write_feed(connection, feed, table, relative, run_id, contract)))
         names = ", ".join(sql_identifier(column.name) for column in contract.columns)
-        connection.execute(
-            f"insert into {RAW_SCHEMA}.{contract.name} "
-            f"select {names}, ?, _row_number, ?, _extra from _batch where len(_problems) = 0",
-            [relative, run_id],
-        )
         connection.execute(
             f"""insert into {ledger.META_SCHEMA}.quarantine
             select ?, ?, _row_number, problem.column, problem.reason, _record, ?, now()
@@ -426,15 +583,24 @@ def load_file(
             [contract.name, relative, run_id] * 2,
         )
         bad_rows = connection.execute("select count(*) from _batch where len(_problems) > 0").fetchone()[0]
+        filtered = connection.execute(
+            "select _filtered, count(*) from _batch where len(_problems) = 0 and _filtered is not null "
+            "group by 1 order by 2 desc, 1"
+        ).fetchall()
+        rows_filtered = sum(count for _, count in filtered)
         result = FileLoad(
             relative,
             sha256,
             "loaded",
             rows_read,
-            rows_read - bad_rows - rejected,
+            rows_read - bad_rows - rejected - rows_filtered,
             bad_rows + rejected,
             replaced,
             unknown,
+            rows_filtered=rows_filtered,
+            filtered=tuple((reason, int(count)) for reason, count in filtered),
+            tables=tuple(written),
+            contract_sha256=contract.sha256,
         )
         ledger.record(connection, contract.name, file, result, run_id)
         connection.execute("commit")
@@ -445,19 +611,35 @@ def load_file(
         connection.execute("rollback")
         raise
     finally:
-        for table in ("_batch", "_rejected"):
+        for table in ("_batch", "_rejected", *(f"_feed_{index}" for index in range(len(contract.feeds)))):
             connection.execute(f"drop table if exists {table}")
     return result
 
 
-def _forget_earlier_delivery(connection: duckdb.DuckDBPyConnection, contract: Contract, relative: str) -> int:
-    """A corrected re-delivery replaces the file's earlier rows and quarantine entries."""
-    removed = connection.execute(f"delete from {RAW_SCHEMA}.{contract.name} where _file = ?", [relative]).fetchone()[0]
+def _forget_earlier_delivery(
+    connection: duckdb.DuckDBPyConnection, contract: Contract, relative: str, previous: ledger.Entry
+) -> int:
+    """A corrected re-delivery (or a changed contract) replaces the file's earlier rows and quarantine entries."""
+    removed = 0
+    for table in dict.fromkeys([*previous.tables, *contract.tables]):
+        if _table_exists(connection, table):
+            removed += connection.execute(
+                f"delete from {raw_table(table)} where _file = ? and _contract = ?", [relative, contract.name]
+            ).fetchone()[0]
     connection.execute(
         f"delete from {ledger.META_SCHEMA}.quarantine where source_table = ? and file = ?", [contract.name, relative]
     )
     ledger.mark_replaced(connection, contract.name, relative)
     return int(removed)
+
+
+def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [RAW_SCHEMA, table],
+        ).fetchone()[0]
+    )
 
 
 def _record_refusal(
@@ -472,13 +654,15 @@ def _record_refusal(
 ) -> FileLoad:
     """A refused file loads nothing; it is held back whole: one file-level quarantine entry, one ledger row."""
     connection.execute("begin transaction")
-    replaced = _forget_earlier_delivery(connection, contract, relative) if previous is not None else 0
+    replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous is not None else 0
     rows = _count_records(contract, file)
     connection.execute(
         f"insert into {ledger.META_SCHEMA}.quarantine values (?, ?, null, null, ?, null, ?, now())",
         [contract.name, relative, f"file refused: {message}", run_id],
     )
-    result = FileLoad(relative, sha256, "refused", rows, 0, rows, replaced, (), message)
+    result = FileLoad(
+        relative, sha256, "refused", rows, 0, rows, replaced, (), message, contract_sha256=contract.sha256
+    )
     ledger.record(connection, contract.name, file, result, run_id)
     connection.execute("commit")
     return result
@@ -499,15 +683,18 @@ def _count_records(contract: Contract, file: Path) -> int:
 def load_table(
     connection: duckdb.DuckDBPyConnection, contract: Contract, landing_dir: Path, run_id: str
 ) -> list[FileLoad]:
-    """Bring a raw table up to date with the landing zone: new and changed files load, unchanged ones are skipped.
+    """Bring the raw tables a contract feeds up to date with the landing zone: new and changed files load,
+    unchanged ones are skipped, and every file loads again when the contract itself changed.
 
-    When the contract's columns changed since the table was built, the table is rebuilt from every file.
+    When a table's columns changed since it was built, it is rebuilt, and every file that fed it (under any
+    contract) loads again.
     """
     connection.execute("set enable_progress_bar = false")  # it slows big reads and nobody watches it here
     ledger.ensure_tables(connection)
-    if not _raw_table_matches(connection, contract):
-        create_raw_table(connection, contract)
-        ledger.forget_table(connection, contract.name)
+    for feed in contract.feeds:
+        if not _raw_table_matches(connection, feed):
+            _forget_files_that_fed(connection, feed.table)
+            _create_feed_table(connection, feed)
     current = ledger.current_entries(connection, contract.name)
     return [
         load_file(
@@ -515,3 +702,14 @@ def load_table(
         )
         for file in contract.matching_files(landing_dir)
     ]
+
+
+def _forget_files_that_fed(connection: duckdb.DuckDBPyConnection, table: str) -> None:
+    """A table is rebuilt: the files that fed it load again, so their rows leave the other tables they fed too."""
+    for source_table, file, tables in ledger.files_that_fed(connection, table):
+        for other in tables:
+            if other != table and _table_exists(connection, other):
+                connection.execute(
+                    f"delete from {raw_table(other)} where _file = ? and _contract = ?", [file, source_table]
+                )
+    ledger.forget_table(connection, table)

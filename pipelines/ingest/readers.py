@@ -2,6 +2,7 @@
 
 DuckDB reads UTF-8, UTF-16 and Latin-1 CSV and Parquet itself. Any other encoding a Python codec knows
 (Windows-1252 from Spanish-language systems, ISO-8859-15, Mac Roman...) is transcoded to a temporary UTF-8 copy,
+text aligned in columns by runs of spaces (``delimiter: whitespace``) is rewritten with one tab between fields,
 and Excel sheets are written out as a temporary CSV, so every format goes through the same contract checks.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +43,29 @@ def _transcode(source: Path, target: Path, encoding: str, shown_name: str) -> No
         try:
             for line, text in enumerate(reader, start=1):  # noqa: B007 - line is reported on error
                 writer.write(text)
+        except UnicodeDecodeError as error:
+            raise FileRefused(
+                f"{shown_name}: line {line + 1} is not valid {encoding} ({error.reason}); "
+                "declare the file's real encoding in its contract (csv: {encoding: ...})"
+            ) from error
+
+
+WHITESPACE = "whitespace"
+_RUN_OF_SPACE = re.compile(r"[ \t]+")
+
+
+def _whitespace_to_tabs(source: Path, target: Path, encoding: str, shown_name: str) -> None:
+    """Text whose fields are separated (or padded) by runs of spaces or tabs: one tab between fields, none at the
+    ends of a line, so a line with one field too few or too many is still a malformed record."""
+    with (
+        source.open("r", encoding=encoding, newline="") as reader,
+        target.open("w", encoding="utf-8", newline="") as writer,
+    ):
+        line = 0
+        try:
+            for line, text in enumerate(reader, start=1):  # noqa: B007 - line is reported on error
+                body = text.rstrip("\r\n")
+                writer.write(_RUN_OF_SPACE.sub("\t", body.strip(" \t")) + text[len(body) :])
         except UnicodeDecodeError as error:
             raise FileRefused(
                 f"{shown_name}: line {line + 1} is not valid {encoding} ({error.reason}); "
@@ -90,7 +115,8 @@ def _excel_to_csv(source: Path, target: Path, dialect: Dialect, shown_name: str)
 def readable(contract: Contract, file: Path, shown_name: str) -> Iterator[Readable]:
     """The file as DuckDB should read it; temporary copies are deleted afterwards."""
     dialect = contract.dialect
-    if contract.format == "parquet" or (contract.format == "csv" and dialect.native_encoding):
+    aligned = contract.format == "csv" and dialect.delimiter == WHITESPACE
+    if contract.format == "parquet" or (contract.format == "csv" and dialect.native_encoding and not aligned):
         native = dataclasses.replace(dialect, encoding=dialect.native_encoding or "utf-8")
         yield Readable(file, contract.format, native)
         return
@@ -100,6 +126,9 @@ def readable(contract: Contract, file: Path, shown_name: str) -> Iterator[Readab
             _excel_to_csv(file, copy, dialect, shown_name)
             csv_dialect = Dialect(delimiter=",", header=dialect.header, decimal_separator=dialect.decimal_separator,
                                   thousands_separator=dialect.thousands_separator)  # fmt: skip
+        elif aligned:  # no quoting: a quote character is text in such files
+            _whitespace_to_tabs(file, copy, dialect.encoding, shown_name)
+            csv_dialect = dataclasses.replace(dialect, encoding="utf-8", delimiter="\t", quote="")
         else:
             _transcode(file, copy, dialect.encoding, shown_name)
             csv_dialect = dataclasses.replace(dialect, encoding="utf-8")

@@ -42,7 +42,7 @@ def table(tmp_path: Path):
 def insert(connection, rows, run_id="run-1", file="shop/a.csv"):
     for order_no, channel, quantity, amount in rows:
         connection.execute(
-            "insert into raw.shop__orders values (?, ?, ?, ?, ?, 1, ?, null)",
+            "insert into raw.shop__orders values (?, ?, ?, ?, ?, 1, ?, null, 'shop__orders')",
             [order_no, channel, quantity, amount, file, run_id],
         )
 

@@ -1,7 +1,7 @@
 import json
 from datetime import date
 
-from pipelines.ingest.contracts import load_contracts
+from pipelines.ingest.contracts import canonical_tables, load_contracts
 from pipelines.settings import load_settings
 from pipelines.transform.assets import CrmDbtTranslator, dbt_build_args
 from pipelines.transform.project import dbt_project, prepare_manifest
@@ -17,16 +17,17 @@ def test_the_dbt_command_carries_the_cutoff_and_the_business_settings():
     assert variables["tier_gold_min_spend"] == 1500
 
 
-def test_every_contract_is_a_dbt_source_with_the_ingest_assets_key():
+def test_every_canonical_table_is_a_dbt_source_with_the_key_of_its_contracts_asset():
     prepare_manifest()
     manifest = json.loads(dbt_project.manifest_path.read_text())
     translator = CrmDbtTranslator()
     raw_sources = [source for source in manifest["sources"].values() if source["schema"] == "raw"]
     source_keys = {translator.get_asset_key(source).to_user_string() for source in raw_sources}
-    contract_keys = {f"raw/{contract.source}/{contract.table}" for contract in load_contracts()}
-    assert source_keys == contract_keys
+    assert source_keys == {f"raw/{table.label}" for table in canonical_tables().values()}
+    # every source is written by the ingest asset of the contract named like it (which waits for the others)
+    assert source_keys <= {f"raw/{contract.source}/{contract.table}" for contract in load_contracts()}
     identifiers = {source["identifier"] for source in raw_sources}
-    assert identifiers == {contract.name for contract in load_contracts()}
+    assert identifiers == set(canonical_tables()) == {t for contract in load_contracts() for t in contract.tables}
 
 
 def test_score_sources_take_the_keys_of_the_ml_assets_that_write_them():
@@ -47,5 +48,5 @@ def test_every_source_table_has_a_staging_model():
     prepare_manifest()
     manifest = json.loads(dbt_project.manifest_path.read_text())
     staged = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
-    for contract in load_contracts():
-        assert f"stg_{contract.source}__{contract.table}" in staged
+    for table in canonical_tables():
+        assert f"stg_{table}" in staged
