@@ -14,7 +14,8 @@
 
 {#- E.164 (+<calling code><national number>) from how people type phones: international (+34 ..., 0034 ...)
     or national (06 12 34 56 78 in France, 0151 ... in Germany, 07700 ... in the UK, (212) 555-0142 in the US),
-    national numbers read in the record's country, else the default_country setting. -#}
+    national numbers read in the record's country, else the default_country setting; the trunk prefix (0 in
+    most of Europe, 06 in Hungary, 8 in Russia) is dropped. -#}
 {% macro phone_e164(column, calling_code, trunk_prefix) -%}
     case
         when regexp_replace(coalesce({{ column }}, ''), '[^0-9]', '', 'g') similar to '0*' then null
@@ -24,7 +25,10 @@
         when regexp_replace({{ column }}, '[^0-9]', '', 'g') like '00%'
             then concat('+', substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), 3))
         when {{ trunk_prefix }} is not null and regexp_replace({{ column }}, '[^0-9]', '', 'g') like {{ trunk_prefix }} || '%'
-            then concat('+', {{ calling_code }}, substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), 2))
+            then concat(
+                '+', {{ calling_code }},
+                substr(regexp_replace({{ column }}, '[^0-9]', '', 'g'), length({{ trunk_prefix }}) + 1)
+            )
         else concat('+', {{ calling_code }}, regexp_replace({{ column }}, '[^0-9]', '', 'g'))
     end
 {%- endmacro %}

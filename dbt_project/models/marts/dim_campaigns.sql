@@ -1,16 +1,19 @@
+{#- The campaigns known at the cutoff, with the sizes of their target and control groups as of the cutoff. -#}
 with campaigns as (
-    select * from {{ ref('stg_marketing__campaigns') }}
+    select * from {{ ref('int_campaigns_classified') }}
+    where exclusion_reason_code is null
 ),
 
 members as (
-    select * from {{ ref('stg_marketing__campaign_members') }}
+    select * from {{ ref('int_campaign_members_classified') }}
+    where exclusion_reason_code is null
 ),
 
 group_sizes as (
     select
         campaign_id,
-        count(*) filter (where not is_control) as target_members,
-        count(*) filter (where is_control) as control_members
+        sum(case when is_control then 0 else 1 end) as target_members,
+        sum(case when is_control then 1 else 0 end) as control_members
     from members
     group by campaign_id
 ),
@@ -26,7 +29,9 @@ final as (
         campaigns.end_date,
         campaigns.control_share as planned_control_share,
         coalesce(group_sizes.target_members, 0) as target_members,
-        coalesce(group_sizes.control_members, 0) as control_members
+        coalesce(group_sizes.control_members, 0) as control_members,
+        campaigns.source_file,
+        campaigns.source_row_number
     from campaigns
     left join group_sizes on campaigns.campaign_id = group_sizes.campaign_id
 )

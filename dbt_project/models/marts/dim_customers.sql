@@ -1,5 +1,6 @@
-{#- One row per person: every ERP customer and every prospect (a CRM contact who has not bought), with current
-    attributes, purchase history as of the cutoff, loyalty tier and consent per channel. -#}
+{#- One row per person known at the cutoff: every ERP customer (those the customers export lacks, known from
+    their orders, too) and every prospect (a CRM contact who has not bought), with current attributes, purchase
+    history as of the cutoff, loyalty tier and consent per channel. -#}
 with people as (
     select * from {{ ref('int_customer_profiles') }}
 ),
@@ -23,6 +24,7 @@ final as (
         people.postcode,
         people.billing_currency_code,
         people.created_date,
+        people.has_customer_record,
         {{ mask_email('people.email') }} as email_masked,
         {{ mask_phone('people.phone') }} as phone_masked,
         summaries.first_order_date,
@@ -43,7 +45,9 @@ final as (
         coalesce(consents.has_sms_consent, false) as has_sms_consent,
         coalesce(consents.has_phone_consent, false) as has_phone_consent,
         cast('{{ var("as_of") }}' as date) as as_of_date,
-        '{{ var("reporting_currency") }}' as reporting_currency_code
+        {{ reporting_currency() }} as reporting_currency_code,
+        people.source_file,
+        people.source_row_number
     from people
     left join summaries
         on people.erp_customer_id = summaries.erp_customer_id

@@ -5,11 +5,8 @@
     so comparing the groups' purchases in the window measures what the campaign caused; the marketing tool's
     own conversions are last-click attributions, kept beside it. -#}
 with members as (
-    select * from {{ ref('stg_marketing__campaign_members') }}
-),
-
-campaigns as (
-    select * from {{ ref('stg_marketing__campaigns') }}
+    select * from {{ ref('int_campaign_members_classified') }}
+    where exclusion_reason_code is null
 ),
 
 sends as (
@@ -22,10 +19,6 @@ responses as (
 
 orders as (
     select * from {{ ref('fct_orders') }}
-),
-
-identities as (
-    select * from {{ ref('int_identity_records_resolved') }}
 ),
 
 member_sends as (
@@ -44,32 +37,30 @@ member_sends as (
     left join responses
         on
             sends.send_id = responses.send_id
-            and {{ local_date('responses.responded_at') }} < cast('{{ var("as_of") }}' as date)
-    where {{ local_date('sends.sent_at') }} < cast('{{ var("as_of") }}' as date)
+            and {{ local_date('responses.responded_at') }} < {{ as_of_date() }}
+    where {{ local_date('sends.sent_at') }} < {{ as_of_date() }}
     group by sends.campaign_id, sends.contact_id
 ),
 
 windows as (
     select
-        members.campaign_member_id,
-        members.campaign_id,
-        members.contact_id,
-        identities.customer_id,
-        case when members.is_control then 'control' else 'target' end as member_group,
-        members.is_control,
-        members.assigned_at,
-        {{ local_date('members.assigned_at') }} as window_start_date,
+        campaign_member_id,
+        campaign_id,
+        contact_id,
+        customer_id,
+        case when is_control then 'control' else 'target' end as member_group,
+        is_control,
+        assigned_at,
+        assigned_date as window_start_date,
         least(
-            cast(campaigns.end_date + interval '{{ var("campaign_attribution_days") }} days' as date),
-            cast('{{ var("as_of") }}' as date) - 1
+            cast({{ dbt.dateadd('day', var("campaign_attribution_days"), 'campaign_end_date') }} as date),
+            cast({{ dbt.dateadd('day', -1, as_of_date()) }} as date)
         ) as window_end_date,
-        campaigns.end_date + {{ var("campaign_attribution_days") }} < cast('{{ var("as_of") }}' as date)
-            as is_window_closed
+        {{ dbt.dateadd('day', var("campaign_attribution_days"), 'campaign_end_date') }} < {{ as_of_date() }}
+            as is_window_closed,
+        source_file,
+        source_row_number
     from members
-    inner join campaigns on members.campaign_id = campaigns.campaign_id
-    left join identities
-        on identities.source_system = 'crm' and members.contact_id = identities.source_record_id
-    where {{ local_date('members.assigned_at') }} < cast('{{ var("as_of") }}' as date)
 ),
 
 window_orders as (
@@ -77,7 +68,7 @@ window_orders as (
         windows.campaign_member_id,
         count(*) as orders_in_window,
         sum(orders.net_revenue) as net_revenue_in_window,
-        sum(orders.margin) as margin_in_window
+        {{ sum_if_all_known('orders.margin') }} as margin_in_window
     from windows
     inner join orders
         on
@@ -109,7 +100,11 @@ final as (
         coalesce(window_orders.orders_in_window, 0) > 0 as has_converted,
         coalesce(window_orders.orders_in_window, 0) as orders_in_window,
         coalesce(window_orders.net_revenue_in_window, 0) as net_revenue_in_window,
-        coalesce(window_orders.margin_in_window, 0) as margin_in_window
+        -- no order is a margin of zero; an order of unknown cost leaves the margin unknown
+        case when window_orders.campaign_member_id is null then 0 else window_orders.margin_in_window end
+            as margin_in_window,
+        windows.source_file,
+        windows.source_row_number
     from windows
     left join member_sends
         on windows.campaign_id = member_sends.campaign_id and windows.contact_id = member_sends.contact_id

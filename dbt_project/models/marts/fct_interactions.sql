@@ -2,7 +2,8 @@
     calls, campaign sends and the responses to them (open, click, conversion, unsubscribe), web sessions and
     support cases, each with its channel, direction (inbound: the customer acted; outbound: we did) and UTC
     timestamp. A touchpoint no identity rule resolves (an anonymous session, a call from an unknown number) is
-    kept with no customer, so channel volumes stay whole. -#}
+    kept with no customer, so channel volumes stay whole. A response whose send is not loaded has no channel:
+    fct_row_exclusions records it. Each row carries the file and row of its source record. -#}
 with orders as (
     select * from {{ ref('fct_orders') }}
 ),
@@ -43,7 +44,9 @@ order_touches as (
         cast(null as varchar) as campaign_id,
         order_id as source_record_id,
         net_revenue,
-        cast(null as bigint) as duration_seconds
+        cast(null as bigint) as duration_seconds,
+        source_file,
+        source_row_number
     from orders
 ),
 
@@ -59,7 +62,9 @@ call_touches as (
         cast(null as varchar) as campaign_id,
         calls.call_id as source_record_id,
         cast(null as decimal(18, 2)) as net_revenue,
-        calls.duration_seconds
+        calls.duration_seconds,
+        calls.source_file,
+        calls.source_row_number
     from calls
     left join identities
         on identities.source_system = 'callcenter' and calls.call_id = identities.source_record_id
@@ -77,7 +82,9 @@ send_touches as (
         sends.campaign_id,
         cast(sends.send_id as varchar) as source_record_id,
         cast(null as decimal(18, 2)) as net_revenue,
-        cast(null as bigint) as duration_seconds
+        cast(null as bigint) as duration_seconds,
+        sends.source_file,
+        sends.source_row_number
     from sends
     left join identities
         on identities.source_system = 'crm' and sends.contact_id = identities.source_record_id
@@ -95,7 +102,9 @@ response_touches as (
         sends.campaign_id,
         cast(responses.response_id as varchar) as source_record_id,
         cast(null as decimal(18, 2)) as net_revenue,
-        cast(null as bigint) as duration_seconds
+        cast(null as bigint) as duration_seconds,
+        responses.source_file,
+        responses.source_row_number
     from responses
     inner join sends on responses.send_id = sends.send_id
     left join identities
@@ -114,7 +123,9 @@ session_touches as (
         cast(null as varchar) as campaign_id,
         sessions.session_id as source_record_id,
         cast(null as decimal(18, 2)) as net_revenue,
-        {{ dbt.datediff('sessions.started_at', 'sessions.ended_at', 'second') }} as duration_seconds  -- noqa: LT05
+        {{ dbt.datediff('sessions.started_at', 'sessions.ended_at', 'second') }} as duration_seconds,  -- noqa: LT05
+        sessions.source_file,
+        sessions.source_row_number
     from sessions
     left join identities
         on identities.source_system = 'web' and sessions.session_id = identities.source_record_id
@@ -132,7 +143,9 @@ case_touches as (
         cast(null as varchar) as campaign_id,
         case_id as source_record_id,
         cast(null as decimal(18, 2)) as net_revenue,
-        cast(null as bigint) as duration_seconds
+        cast(null as bigint) as duration_seconds,
+        source_file,
+        source_row_number
     from cases
 ),
 
@@ -152,7 +165,7 @@ touches as (
 
 final as (
     select * from touches
-    where occurred_date < cast('{{ var("as_of") }}' as date)
+    where occurred_date < {{ as_of_date() }}
 )
 
 select * from final

@@ -1,3 +1,5 @@
+{#- One row per kept order line (int_order_lines_converted): the lines excluded on the way, with their reasons,
+    are in fct_row_exclusions. -#}
 with order_lines as (
     select * from {{ ref('int_order_lines_converted') }}
 ),
@@ -14,17 +16,23 @@ final as (
         sales_channel,
         store_id,
         quantity,
+        returns,
         returned_quantity,
         unit_price,
         gross_amount,
         refund_amount,
         net_amount,
         currency_code,
+        rate_to_reporting,
+        rate_month,
         gross_revenue,
         net_revenue,
         cost_of_goods,
+        -- unknown (null) where the product's cost is unknown
         net_revenue - cost_of_goods as margin,
-        reporting_currency_code
+        reporting_currency_code,
+        source_file,
+        source_row_number
     from order_lines
 )
 

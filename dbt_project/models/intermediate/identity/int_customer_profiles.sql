@@ -1,9 +1,11 @@
-{#- One row per person the warehouse knows: every ERP customer (their customer_id is the ERP customer number)
-    and every prospect (CRM contacts that match no ERP customer, grouped by identity resolution; their
+{#- One row per person the warehouse knows as of the cutoff: every ERP customer kept by
+    int_erp_customers_classified, those known only from their orders too (their customer_id is the ERP customer
+    number), and every prospect (CRM contacts that match no ERP customer, grouped by identity resolution; their
     customer_id starts with 'L'). A prospect's attributes come from its most recently modified contact. A country
     that cannot be read is 'ZZ', the ISO 3166 code for an unknown country. -#}
 with erp_customers as (
-    select * from {{ ref('stg_erp__customers') }}
+    select * from {{ ref('int_erp_customers_classified') }}
+    where exclusion_reason_code is null
 ),
 
 contacts as (
@@ -25,7 +27,10 @@ customers as (
         email,
         phone,
         currency_code as billing_currency_code,
-        created_date
+        created_date,
+        known_from = 'customers' as has_customer_record,
+        source_file,
+        source_row_number
     from erp_customers
 ),
 
@@ -54,7 +59,10 @@ prospects as (
         email,
         coalesce(mobile_phone, office_phone) as phone,
         cast(null as varchar) as billing_currency_code,
-        cast(first_created_at as date) as created_date
+        cast(first_created_at as date) as created_date,
+        false as has_customer_record,
+        cast(null as varchar) as source_file,
+        cast(null as bigint) as source_row_number
     from prospect_contacts
 ),
 
@@ -75,7 +83,10 @@ located as (
         email,
         phone,
         billing_currency_code,
-        created_date
+        created_date,
+        has_customer_record,
+        source_file,
+        source_row_number
     from people
 ),
 
@@ -91,7 +102,10 @@ final as (
         email,
         phone,
         billing_currency_code,
-        created_date
+        created_date,
+        has_customer_record,
+        source_file,
+        source_row_number
     from located
 )
 

@@ -1,20 +1,26 @@
-{#- Every source record that can name a person, with its identity keys normalised: the known cross-system key
-    (an ERP customer number), email, phone in E.164, name and postcode, and the web visitor cookie. National
-    phone numbers are read in the record's country, else the default_country setting. -#}
+{#- Every source record that can name a person as of the cutoff, with its identity keys normalised: the known
+    cross-system key (an ERP customer number), email, phone in E.164, name and postcode, and the web visitor
+    cookie. National phone numbers are read in the record's country, else the default_country setting. Records
+    dated on or after the cutoff (contacts created, calls, sessions) are not known yet; ERP customers are the
+    kept ones of int_erp_customers_classified, with those known only from their orders. -#}
 with erp_customers as (
-    select * from {{ ref('stg_erp__customers') }}
+    select * from {{ ref('int_erp_customers_classified') }}
+    where exclusion_reason_code is null
 ),
 
 contacts as (
     select * from {{ ref('stg_crm__contacts') }}
+    where cast(created_at as date) < {{ as_of_date() }}
 ),
 
 calls as (
     select * from {{ ref('stg_callcenter__calls') }}
+    where {{ local_date('started_at') }} < {{ as_of_date() }}
 ),
 
 sessions as (
     select * from {{ ref('stg_web__sessions') }}
+    where {{ local_date('started_at') }} < {{ as_of_date() }}
 ),
 
 countries as (
@@ -53,16 +59,16 @@ contacts_located as (
 erp_records as (
     select
         'erp' as source_system,
-        'customers' as source_table,
+        known_from as source_table,
         erp_customer_id as source_record_id,
         erp_customer_id as known_erp_customer_id,
         {{ normalise_email('email') }} as email_key,
         {{ phone_e164('phone', 'calling_code', 'trunk_prefix') }} as phone_key,
-        null::varchar as second_phone_key,
+        cast(null as varchar) as second_phone_key,
         {{ name_key('first_name', 'last_name') }} as name_key,
         {{ postcode_key('postcode') }} as postcode_key,
-        null::varchar as visitor_id,
-        null::varchar[] as phone_candidates
+        cast(null as varchar) as visitor_id,
+        cast(null as varchar[]) as phone_candidates
     from erp_customers_located
 ),
 
@@ -77,12 +83,23 @@ crm_records as (
         {{ phone_e164('office_phone', 'calling_code', 'trunk_prefix') }} as second_phone_key,
         {{ name_key('first_name', 'last_name') }} as name_key,
         {{ postcode_key('postcode') }} as postcode_key,
-        null::varchar as visitor_id,
-        null::varchar[] as phone_candidates
+        cast(null as varchar) as visitor_id,
+        cast(null as varchar[]) as phone_candidates
     from contacts_located
 ),
 
--- A caller number in national form could be from any country: keep its reading in each known country, and let
+-- The countries the customers and contacts live in: where a national caller number may come from.
+countries_in_use as (
+    select countries.*
+    from countries
+    where countries.country_code in (
+        select erp_customers.country_code from erp_customers
+        union
+        select contacts.country_code from contacts
+    )
+),
+
+-- A caller number in national form could be from any country: keep its reading in each country in use, and let
 -- resolution accept the one reading that matches exactly one customer.
 call_phone_candidates as (
     select
@@ -90,7 +107,7 @@ call_phone_candidates as (
         list(distinct {{ phone_e164('calls.caller_number', 'countries.calling_code', 'countries.trunk_prefix') }})
             as phone_candidates
     from calls
-    cross join countries
+    cross join countries_in_use as countries
     where not (trim(calls.caller_number) like '+%' or regexp_replace(calls.caller_number, '[^0-9]', '', 'g') like '00%')
     group by calls.call_id
 ),
@@ -100,14 +117,14 @@ call_records as (
         'callcenter' as source_system,
         'calls' as source_table,
         calls.call_id as source_record_id,
-        null::varchar as known_erp_customer_id,
-        null::varchar as email_key,
+        cast(null as varchar) as known_erp_customer_id,
+        cast(null as varchar) as email_key,
         {{ phone_e164('calls.caller_number', 'default_country.calling_code', 'default_country.trunk_prefix') }}
             as phone_key,
-        null::varchar as second_phone_key,
-        null::varchar as name_key,
-        null::varchar as postcode_key,
-        null::varchar as visitor_id,
+        cast(null as varchar) as second_phone_key,
+        cast(null as varchar) as name_key,
+        cast(null as varchar) as postcode_key,
+        cast(null as varchar) as visitor_id,
         call_phone_candidates.phone_candidates
     from calls
     cross join default_country
@@ -120,13 +137,13 @@ session_records as (
         'sessions' as source_table,
         session_id as source_record_id,
         erp_customer_id as known_erp_customer_id,
-        null::varchar as email_key,
-        null::varchar as phone_key,
-        null::varchar as second_phone_key,
-        null::varchar as name_key,
-        null::varchar as postcode_key,
+        cast(null as varchar) as email_key,
+        cast(null as varchar) as phone_key,
+        cast(null as varchar) as second_phone_key,
+        cast(null as varchar) as name_key,
+        cast(null as varchar) as postcode_key,
         visitor_id,
-        null::varchar[] as phone_candidates
+        cast(null as varchar[]) as phone_candidates
     from sessions
 ),
 

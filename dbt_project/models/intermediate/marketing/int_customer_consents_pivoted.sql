@@ -1,7 +1,8 @@
-{#- Consent per customer and channel: each of the customer's CRM contacts has a latest state per channel; the
-    most recent of them wins. No record means no consent. -#}
+{#- Consent per customer and channel as of the cutoff: each of the customer's CRM contacts has a latest state per
+    channel recorded before the cutoff; the most recent of them wins. No record means no consent. -#}
 with consents as (
     select * from {{ ref('stg_marketing__consents') }}
+    where {{ local_date('updated_at') }} < {{ as_of_date() }}
 ),
 
 identities as (

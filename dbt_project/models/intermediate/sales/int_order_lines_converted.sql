@@ -1,89 +1,62 @@
-{#- Order lines placed before the cutoff, net of the returns recorded before the cutoff, with amounts converted
-    to the reporting currency at the rate of the order's month. -#}
+{#- The kept order lines (int_order_lines_classified), net of their kept returns, with amounts in the reporting
+    currency at the order's rate and the cost of the goods kept. Several returns of one line are summed first, so
+    a line is never repeated; the units returned are capped at the units sold (a line never keeps fewer than
+    zero), while refunds count in full: money paid back is revenue lost, whatever the quantity says. A product
+    without a unit cost leaves cost_of_goods unknown (null), not zero. -#}
 with order_lines as (
-    select * from {{ ref('stg_erp__order_lines') }}
-),
-
-orders as (
-    select * from {{ ref('stg_erp__orders') }}
+    select * from {{ ref('int_order_lines_classified') }}
+    where exclusion_reason_code is null
 ),
 
 returns as (
-    select * from {{ ref('stg_erp__returns') }}
+    select * from {{ ref('int_returns_matched') }}
+    where exclusion_reason_code is null
 ),
 
 products as (
-    select * from {{ ref('stg_erp__products') }}
-),
-
-exchange_rates as (
-    select * from {{ ref('stg_erp__exchange_rates') }}
-),
-
-orders_before_cutoff as (
-    select *
-    from orders
-    where order_date < cast('{{ var("as_of") }}' as date)
-),
-
-returns_before_cutoff as (
-    select *
-    from returns
-    where returned_date < cast('{{ var("as_of") }}' as date)
-),
-
-reporting_rates as (
     select
-        rate_month,
-        eur_per_unit
-    from exchange_rates
-    where currency_code = '{{ var("reporting_currency") }}'
+        product_id,
+        unit_cost,
+        row_number() over (partition by product_id order by source_file, source_row_number) as copy_number
+    from {{ ref('stg_erp__products') }}
 ),
 
-lines_with_returns as (
+line_returns as (
+    select
+        order_line_id,
+        count(*) as returns,  -- noqa: RF04
+        sum(returned_quantity) as returned_quantity,
+        sum(refund_amount) as refund_amount
+    from returns
+    group by order_line_id
+),
+
+netted as (
     select
         order_lines.order_line_id,
         order_lines.order_id,
         order_lines.line_number,
-        orders_before_cutoff.erp_customer_id,
+        order_lines.erp_customer_id,
         order_lines.product_id,
-        orders_before_cutoff.order_date,
-        orders_before_cutoff.ordered_at,
-        orders_before_cutoff.sales_channel,
-        orders_before_cutoff.store_id,
-        orders_before_cutoff.currency_code,
+        order_lines.order_date,
+        order_lines.ordered_at,
+        order_lines.sales_channel,
+        order_lines.store_id,
+        order_lines.currency_code,
         order_lines.quantity,
         order_lines.unit_price,
         order_lines.line_amount as gross_amount,
-        coalesce(returns_before_cutoff.returned_quantity, 0) as returned_quantity,
-        coalesce(returns_before_cutoff.refund_amount, 0) as refund_amount,
+        coalesce(line_returns.returns, 0) as returns,  -- noqa: RF04
+        least(coalesce(line_returns.returned_quantity, 0), order_lines.quantity) as returned_quantity,
+        coalesce(line_returns.refund_amount, 0) as refund_amount,
+        order_lines.rate_to_reporting,
+        order_lines.rate_month,
         products.unit_cost,
-        {{ dbt.date_trunc('month', 'orders_before_cutoff.order_date') }} as order_month
+        order_lines.source_file,
+        order_lines.source_row_number
     from order_lines
-    inner join orders_before_cutoff
-        on order_lines.order_id = orders_before_cutoff.order_id
-    left join returns_before_cutoff
-        on order_lines.order_line_id = returns_before_cutoff.order_line_id
-    left join products
-        on order_lines.product_id = products.product_id
-),
-
-converted as (
-    select
-        lines_with_returns.*,
-        lines_with_returns.gross_amount - lines_with_returns.refund_amount as net_amount,
-        -- money stays decimal: a float rate would let sums drift off the cent
-        cast(case
-            when lines_with_returns.currency_code = '{{ var("reporting_currency") }}' then 1
-            else order_rates.eur_per_unit / coalesce(reporting_rates.eur_per_unit, 1)
-        end as decimal(18, 6)) as rate_to_reporting
-    from lines_with_returns
-    left join exchange_rates as order_rates
-        on
-            lines_with_returns.currency_code = order_rates.currency_code
-            and cast(lines_with_returns.order_month as date) = order_rates.rate_month
-    left join reporting_rates
-        on cast(lines_with_returns.order_month as date) = reporting_rates.rate_month
+    left join line_returns on order_lines.order_line_id = line_returns.order_line_id
+    left join products on order_lines.product_id = products.product_id and products.copy_number = 1
 ),
 
 final as (
@@ -101,15 +74,19 @@ final as (
         quantity,
         unit_price,
         gross_amount,
+        returns,
         returned_quantity,
         refund_amount,
-        net_amount,
+        gross_amount - refund_amount as net_amount,
         rate_to_reporting,
+        rate_month,
         cast(round(gross_amount * rate_to_reporting, 2) as decimal(18, 2)) as gross_revenue,
-        cast(round(net_amount * rate_to_reporting, 2) as decimal(18, 2)) as net_revenue,
+        cast(round((gross_amount - refund_amount) * rate_to_reporting, 2) as decimal(18, 2)) as net_revenue,
         cast(round(unit_cost * (quantity - returned_quantity), 2) as decimal(18, 2)) as cost_of_goods,
-        '{{ var("reporting_currency") }}' as reporting_currency_code
-    from converted
+        {{ reporting_currency() }} as reporting_currency_code,
+        source_file,
+        source_row_number
+    from netted
 )
 
 select * from final

@@ -80,7 +80,7 @@ last_contacts as (
 order_summaries as (
     select
         customer_id,
-        sum(margin) as lifetime_margin
+        {{ sum_if_all_known('margin') }} as lifetime_margin
     from orders
     group by customer_id
 ),
@@ -122,7 +122,9 @@ final as (
         customers.trailing_12m_net_revenue,
         customers.lifetime_orders,
         customers.lifetime_net_revenue,
-        coalesce(order_summaries.lifetime_margin, 0) as lifetime_margin,
+        -- no orders is a margin of zero; an order of unknown cost leaves the lifetime margin unknown
+        case when order_summaries.customer_id is null then 0 else order_summaries.lifetime_margin end
+            as lifetime_margin,
         customers.lifetime_net_revenue / nullif(customers.lifetime_orders, 0) as average_order_value,
         customers.first_order_date,
         customers.last_order_date,

@@ -1,7 +1,8 @@
 {#- Rollups: date (all > year > quarter > month) x geography (all > region > country) x one of category,
     channel, tier or RFM segment (their full cube would multiply the work for drill-downs nobody needs), as a
     union of plain group-bys: portable SQL, and distinct customers counted at each level. Tier and segment are
-    the customer's as of the cutoff, so the rollup is built after the scores. -#}
+    the customer's as of the cutoff, so the rollup is built after the scores. The margin of a group is unknown
+    (null) when the cost of any of its lines is unknown: a partial sum would understate it. -#}
 {%- set dates = [[], ['year_number'], ['year_number', 'calendar_quarter'],
                  ['year_number', 'calendar_quarter', 'calendar_month']] -%}
 {%- set geographies = [[], ['region_name'], ['region_name', 'country_code']] -%}
@@ -82,7 +83,7 @@ rolled_up as (
         {{ "cast(" ~ column ~ " as varchar)" if column in grouped else "'All'" }} as {{ label }},
         {%- endfor %}
         sum(net_revenue) as net_revenue,
-        sum(margin) as margin,
+        {{ sum_if_all_known('margin') }} as margin,
         sum(units) as units,
         count(distinct order_id) as orders,
         count(distinct customer_id) as customers

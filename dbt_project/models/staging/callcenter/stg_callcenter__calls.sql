@@ -14,7 +14,9 @@ renamed as (
         duration_seconds,
         billed_seconds,
         lower(disposition) as disposition,
-        disposition = 'ANSWERED' as is_answered
+        disposition = 'ANSWERED' as is_answered,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

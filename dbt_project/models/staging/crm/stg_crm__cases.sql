@@ -14,7 +14,9 @@ renamed as (
         lower(status) as case_status,
         opened_at,
         closed_at,
-        satisfaction_score
+        satisfaction_score,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

@@ -2,22 +2,18 @@ with source as (
     select * from {{ source('crm', 'contacts') }}
 ),
 
-countries as (
-    select * from {{ ref('countries') }}
+country_spellings as (
+    select * from {{ ref('stg_reference__country_spellings') }}
 ),
 
--- The CRM stores the country as typed (a name in any language, or a code): read it against every known spelling.
-country_spellings as (
-    select
-        country_code,
-        unnest(string_split(aliases, '|')) as spelling
-    from countries
+customer_keys as (
+    select * from {{ ref('stg_erp__customer_keys') }}
 ),
 
 renamed as (
     select
         source.contact_id,
-        source.erp_customer_no as erp_customer_id,
+        coalesce(customer_keys.erp_customer_id, source.erp_customer_no) as erp_customer_id,
         source.first_name,
         source.last_name,
         lower(trim(source.email)) as email,
@@ -26,12 +22,16 @@ renamed as (
         source.postcode,
         source.city,
         source.country as country_name,
+        -- the CRM stores the country as typed: a code or a name in any language, read against every spelling
         country_spellings.country_code,
         source.lead_source,
         source.created_at,
-        source.modified_at
+        source.modified_at,
+        source._file as source_file,
+        source._row_number as source_row_number
     from source
-    left join country_spellings on lower(trim(source.country)) = country_spellings.spelling
+    left join country_spellings on {{ text_key('source.country') }} = country_spellings.spelling_key
+    left join customer_keys on source.erp_customer_no = customer_keys.customer_key
 )
 
 select * from renamed

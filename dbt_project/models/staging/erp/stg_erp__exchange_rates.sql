@@ -4,9 +4,11 @@ with source as (
 
 renamed as (
     select
-        upper(currency_code) as currency_code,
+        upper(trim(currency_code)) as currency_code,
         rate_month,
-        eur_per_unit
+        eur_per_unit,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

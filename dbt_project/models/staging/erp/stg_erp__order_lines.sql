@@ -9,8 +9,11 @@ renamed as (
         line_no as line_number,
         sku as product_id,
         quantity,
-        unit_price,
-        line_amount
+        -- an export may carry the unit price or the line amount alone: each is derived from the other
+        cast(coalesce(unit_price, round(line_amount / nullif(quantity, 0), 4)) as decimal(18, 4)) as unit_price,
+        cast(coalesce(line_amount, round(quantity * unit_price, 2)) as decimal(18, 2)) as line_amount,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

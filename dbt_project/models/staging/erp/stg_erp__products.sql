@@ -5,14 +5,16 @@ with source as (
 renamed as (
     select
         sku as product_id,
-        product_name,
-        department as department_name,
-        category as category_name,
-        subcategory as subcategory_name,
+        coalesce(nullif(trim(product_name), ''), sku) as product_name,
+        coalesce(nullif(trim(department), ''), 'Unclassified') as department_name,
+        coalesce(nullif(trim(category), ''), 'Unclassified') as category_name,
+        coalesce(nullif(trim(subcategory), ''), 'Unclassified') as subcategory_name,
         list_price,
         unit_cost,
-        upper(currency_code) as currency_code,
-        launched_on as launched_date
+        upper(nullif(trim(currency_code), '')) as currency_code,
+        launched_on as launched_date,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

@@ -11,7 +11,9 @@ renamed as (
         phone,
         lower(member_group) as member_group,
         lower(member_group) = 'control' as is_control,
-        assigned_at
+        assigned_at,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

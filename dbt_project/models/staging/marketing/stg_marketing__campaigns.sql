@@ -11,7 +11,9 @@ renamed as (
         offer_category as offer_category_name,
         starts_on as start_date,
         ends_on as end_date,
-        control_share
+        control_share,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

@@ -7,7 +7,9 @@ renamed as (
         contact_id,
         lower(channel) as channel,
         lower(status) = 'opt_in' as has_consent,
-        updated_at
+        updated_at,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

@@ -7,7 +7,9 @@ renamed as (
         response_id,
         send_id,
         lower(response_type) as response_type,
-        responded_at
+        responded_at,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

@@ -9,7 +9,9 @@ renamed as (
         contact_id,
         lower(channel) as channel,
         address,
-        sent_at
+        sent_at,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

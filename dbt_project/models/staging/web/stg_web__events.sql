@@ -8,7 +8,9 @@ renamed as (
         session_id,
         event_at,
         lower(event_type) as event_type,
-        sku as product_id
+        sku as product_id,
+        _file as source_file,
+        _row_number as source_row_number
     from source
 )
 

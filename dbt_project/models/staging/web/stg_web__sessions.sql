@@ -2,17 +2,24 @@ with source as (
     select * from {{ source('web', 'sessions') }}
 ),
 
+customer_keys as (
+    select * from {{ ref('stg_erp__customer_keys') }}
+),
+
 renamed as (
     select
-        session_id,
-        visitor_id,
-        customer_no as erp_customer_id,
-        started_at,
-        ended_at,
-        lower(device) as device,
-        utm_source,
-        landing_page
+        source.session_id,
+        source.visitor_id,
+        coalesce(customer_keys.erp_customer_id, source.customer_no) as erp_customer_id,
+        source.started_at,
+        source.ended_at,
+        lower(source.device) as device,
+        source.utm_source,
+        source.landing_page,
+        source._file as source_file,
+        source._row_number as source_row_number
     from source
+    left join customer_keys on source.customer_no = customer_keys.customer_key
 )
 
 select * from renamed
