@@ -49,8 +49,22 @@ def main() -> None:
 @click.option(
     "--without", default="", help="Comma-separated effects to switch off: affinities,campaigns,support,tiers."
 )
+@click.option(
+    "--sales-shape",
+    type=click.Choice(["tables", "invoice-lines"]),
+    default="tables",
+    show_default=True,
+    help="The ERP's sales as its tables (orders, lines, returns, customers, products) or as one invoice-line export.",
+)
 def demo_data(
-    customers: int, seed: int, as_of: date, out: Path | None, truth: Path | None, pure: bool, without: str
+    customers: int,
+    seed: int,
+    as_of: date,
+    out: Path | None,
+    truth: Path | None,
+    pure: bool,
+    without: str,
+    sales_shape: str,
 ) -> None:
     """Write the synthetic retailer's exports (one folder per source system) and its truth."""
     from pipelines.demo_data import EFFECTS, generate
@@ -63,7 +77,9 @@ def demo_data(
         )
     effects = frozenset() if pure else EFFECTS - off
     out = out or load_settings().landing_dir
-    summary = generate(customers=customers, seed=seed, as_of=as_of, out=out, truth=truth, effects=effects)
+    summary = generate(
+        customers=customers, seed=seed, as_of=as_of, out=out, truth=truth, effects=effects, sales_shape=sales_shape
+    )
     for name, rows in sorted(summary.rows.items()):
         click.echo(f"  {name:<45} {rows:>12,} rows")
     click.echo(f"Exports in {summary.out}; truth (never ingested) in {summary.truth}")
@@ -129,8 +145,12 @@ def validate(file: Path, contract_name: str, show: int) -> None:
         sys.exit(1)
     click.echo(
         f"  {load.rows_read:,} rows read: {load.rows_loaded:,} would load, "
-        f"{load.rows_quarantined:,} would be quarantined"
+        f"{load.rows_quarantined:,} would be quarantined, {load.rows_filtered:,} filtered out"
     )
+    for reason, rows in load.filtered:
+        click.echo(f"    {rows:>8,} x filtered: {reason}")
+    for table, rows in load.tables:
+        click.echo(f"  {table.replace('__', '/'):<28} would receive {rows:>10,} rows")
     reasons = connection.execute(
         "select column_name, regexp_replace(reason, '''.*''', '...') as why, count(*), min(row_number) "
         "from meta.quarantine group by all order by 3 desc"
@@ -158,11 +178,12 @@ def run(as_of: date | None) -> None:
     """Run the whole nightly job now, in this process: ingest, dbt build, scores, publish."""
     from dagster import DagsterInstance
 
-    from pipelines.definitions import NIGHTLY_JOB, build_definitions
+    from pipelines.diagnosis import explain_failed_run
+    from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError, load_contracts
     from pipelines.progress import RunTally, progress_logger
     from pipelines.publish.snapshot import current_snapshot
     from pipelines.resources import AS_OF_TAG
-    from pipelines.transform.project import prepare_manifest
+    from pipelines.transform.project import DBT_PROJECT_DIR, prepare_manifest
 
     settings = load_settings()
     as_of = as_of or settings.today()
@@ -170,6 +191,13 @@ def run(as_of: date | None) -> None:
     click.echo(f"Nightly job as of {as_of}: landing {settings.landing_dir}, warehouse {settings.warehouse_path}")
     prepare_manifest(force=True)
     tally = RunTally()
+    try:
+        contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
+    except ContractError as error:
+        raise click.ClickException(f"{error}\nNothing ran: fix the contract (see docs/contracts.md).") from error
+    # Importing the definitions builds them from the contracts: only once the contracts are known to load.
+    from pipelines.definitions import NIGHTLY_JOB, build_definitions
+
     defs = build_definitions(settings, loggers={"console": progress_logger(tally, stream=sys.stdout)})
     job = defs.resolve_job_def(NIGHTLY_JOB)
     # What the steps print (dbt's own log, mostly) goes to a file; the console shows progress lines.
@@ -185,17 +213,28 @@ def run(as_of: date | None) -> None:
         )
     click.echo("")
     click.echo(f"Run {result.run_id}: {'succeeded' if result.success else 'FAILED'} (step output: {step_log})")
+    without_files = []
     for key, figures in sorted(tally.ingest.items()):
+        if not any(figures.get(name) for name in ("files_loaded", "files_unchanged", "files_refused")):
+            without_files.append(key.removeprefix("raw/"))
+            continue
         notes = [
             f"{figures[name]:,} {label}"
             for name, label in (
                 ("rows_quarantined", "rows quarantined"),
+                ("rows_filtered", "rows filtered"),
                 ("files_unchanged", "files unchanged"),
                 ("files_refused", "files REFUSED"),
             )
-            if figures[name]
+            if figures.get(name)
         ]
         click.echo(f"  {key:<32} {figures['rows_loaded']:>12,} rows loaded{'; ' + ', '.join(notes) if notes else ''}")
+        fed = {table: rows for table, rows in (figures.get("rows_written_by_table") or {}).items()}
+        if set(fed) - {key.removeprefix("raw/").replace("/", "__")}:
+            tables = ", ".join(f"{table.replace('__', '/')} {rows:,}" for table, rows in fed.items())
+            click.echo(f"  {'':<32} rows written: {tables}")
+    if without_files:
+        click.echo(f"  no files (empty tables): {', '.join(without_files)}")
     dbt_models = [key for key in tally.materialized if not key.startswith(("raw/", "ml/", "published"))]
     click.echo(
         f"  dbt: {len(dbt_models)} models built; "
@@ -206,9 +245,38 @@ def run(as_of: date | None) -> None:
         click.echo(f"Published snapshot (what the dashboards read): {published['path']}")
     else:
         click.echo(
-            f"Failed steps: {', '.join(tally.failed_steps) or 'see the Dagster run log'}; nothing new was published."
+            f"Failed steps: {', '.join(tally.failed_steps) or 'none'}; "
+            f"failed checks: {len(tally.checks_failed)}; nothing new was published."
         )
+        # dagster-dbt names each invocation's target folder <step>-<run id prefix>-<random>.
+        dbt_targets = sorted((DBT_PROJECT_DIR / "target").glob(f"*-{result.run_id[:7]}-*"))
+        causes = explain_failed_run(
+            result.all_events,
+            settings.warehouse_path,
+            {contract.name: str(contract.path) for contract in contracts},
+            dbt_targets,
+        )
+        click.echo("Why the run failed:" if causes else "No cause was recorded: see the Dagster run log.")
+        for cause in causes:
+            click.echo(f"  - {cause}")
         sys.exit(1)
+
+
+@main.command()
+@click.option("--as-of", "as_of", callback=_date, default=None, help="Cutoff date [today in the settings' timezone].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(as_of: date | None, as_json: bool) -> None:
+    """Data readiness: what the landing zone holds and which capabilities it supports, and why not."""
+    from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError, load_contracts
+    from pipelines.readiness import format_report, landing_zone_report
+
+    settings = load_settings()
+    try:
+        contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
+    except ContractError as error:
+        raise click.ClickException(f"{error}\nFix the contract (see docs/contracts.md).") from error
+    report = landing_zone_report(settings.landing_dir, contracts, as_of or settings.today(), settings)
+    click.echo(json.dumps(report.as_dict(), indent=2, default=str) if as_json else format_report(report))
 
 
 @main.command()

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import sys
 import time
 from typing import TextIO
 
 import dagster as dg
+
+from pipelines.diagnosis import headline
+
+_SKIPPED = re.compile(r"^Dependencies for step (\S+) failed")
 
 
 @dataclasses.dataclass
@@ -38,7 +43,12 @@ class ProgressHandler(logging.Handler):
         if event is None:
             if record.levelno >= logging.WARNING:
                 meta = getattr(record, "dagster_meta", {}) or {}
-                self._say(f"  warning: {meta.get('orig_message', record.getMessage())}")
+                message = meta.get("orig_message", record.getMessage())
+                skipped = _SKIPPED.match(message)
+                # Dagster lists every failed upstream output: the step's name is what the reader needs.
+                self._say(
+                    f"  skipped {skipped.group(1)}: a step it needs failed" if skipped else f"  warning: {message}"
+                )
             return
         kind = event.event_type_value
         if kind == "STEP_START":
@@ -55,11 +65,7 @@ class ProgressHandler(logging.Handler):
                 self._say(f"  check failed: {name}")
         elif kind == "STEP_FAILURE":
             self.tally.failed_steps.append(event.step_key)
-            error = event.event_specific_data.error
-            while error is not None and error.cause is not None:  # Dagster wraps the asset's own exception
-                error = error.cause
-            message = error.message.strip().splitlines()[0] if error else "unknown error"
-            self._say(f"  FAILED {event.step_key}: {message}")
+            self._say(f"  FAILED {event.step_key}: {headline(event.event_specific_data.error)}")
 
     def _materialized(self, materialization: dg.AssetMaterialization) -> None:
         key = materialization.asset_key.to_user_string()
@@ -69,8 +75,12 @@ class ProgressHandler(logging.Handler):
         if key.startswith("raw/") and "rows_loaded" in metadata:
             self.tally.ingest[key] = {
                 name: metadata[name].value
-                for name in ("rows_loaded", "rows_quarantined", "files_loaded", "files_unchanged", "files_refused")
-            }
+                for name in (
+                    "rows_loaded", "rows_quarantined", "rows_filtered", "files_loaded", "files_unchanged",
+                    "files_refused", "rows_written_by_table",
+                )
+                if name in metadata
+            }  # fmt: skip
         detail = f" ({rows.value:,} rows)" if rows is not None else ""
         self._say(f"  done {key}{detail}")
 
