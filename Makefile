@@ -43,8 +43,8 @@ ui: install ## Start the Dagster webserver and daemon (schedules and sensors run
 dashboard: install ## Start the Streamlit dashboards on the last published snapshot
 	$(BIN)/crm dashboard
 
-bench: install ## Measure time and memory: the generator and the pipeline at scale (BENCH_CUSTOMERS=1000000)
-	$(BIN)/python tests/benchmarks/run.py --customers $${BENCH_CUSTOMERS:-1000000}
+bench: install ## Measure time and memory at scale (BENCH_CUSTOMERS=1000000, BENCH_SALES_SHAPE=tables|invoice-lines)
+	$(BIN)/python tests/benchmarks/run.py --customers $${BENCH_CUSTOMERS:-1000000} --sales-shape $${BENCH_SALES_SHAPE:-tables}
 
 lint: install ## ruff (Python) and sqlfluff (dbt SQL)
 	$(BIN)/ruff check .

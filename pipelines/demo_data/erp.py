@@ -1,4 +1,8 @@
-"""The ERP's exports: customers, products, orders, order lines, returns and exchange rates."""
+"""The ERP's exports: customers, products, orders, order lines, returns and exchange rates.
+
+These are the sales as the ERP's tables (``sales_shape="tables"``); :mod:`invoices` writes the same sales as one
+invoice-line export instead.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +59,8 @@ def draw_returns(world: World, rng: np.random.Generator) -> Returns:
     return Returns(keep, returned_at[keep], quantity[keep], quantity[keep] * lines.unit_cents[keep], reason[keep])
 
 
-def write_erp(world: World, out: Path, returns: Returns) -> tuple[dict[str, int], pl.DataFrame]:
-    """Write ``erp/*.csv``; return rows per file and the identity rows of the customers."""
+def write_erp(world: World, out: Path, returns: Returns) -> dict[str, int]:
+    """Write the sales tables ``erp/{customers,products,orders,order_lines,returns}.csv``; return rows per file."""
     rng = world.rngs["erp"]
     folder = out / "erp"
     rows: dict[str, int] = {}
@@ -137,18 +141,24 @@ def write_erp(world: World, out: Path, returns: Returns) -> tuple[dict[str, int]
         }
     )
     rows["erp/returns.csv"] = write_erp_csv(frame, folder / "returns.csv")
+    return rows
 
+
+def write_exchange_rates(world: World, out: Path) -> dict[str, int]:
+    """Write ``erp/exchange_rates.csv``, the months before the cutoff (not sales: the same in either shape)."""
     published = world.rates.filter(pl.col("rate_month") < world.clock.as_of).select(
         "currency_code", "rate_month", "eur_per_unit"
     )
-    rows["erp/exchange_rates.csv"] = write_erp_csv(published, folder / "exchange_rates.csv", decimals=6)
+    return {"erp/exchange_rates.csv": write_erp_csv(published, out / "erp" / "exchange_rates.csv", decimals=6)}
 
-    identity = pl.DataFrame(
+
+def customer_identity(world: World) -> pl.DataFrame:
+    """The identity truth of the ERP's customers: each customer number is one buyer."""
+    return pl.DataFrame(
         {
             "source_system": "erp",
             "source_table": "customers",
-            "source_record_id": customer_no,
-            "person_id": people["person_id"],
+            "source_record_id": customer_numbers(world.customers),
+            "person_id": world.people.frame["person_id"][: world.customers],
         }
     )
-    return rows, identity

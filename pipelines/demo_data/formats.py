@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
 
-def write_erp_csv(frame: pl.DataFrame, path: Path, decimals: int = 2) -> int:
-    """ERP: ``;`` delimiter, decimal comma, UTF-8 without BOM, ``\\n``, ISO dates and local timestamps."""
+def write_erp_csv(frames: pl.DataFrame | Iterable[pl.DataFrame], path: Path, decimals: int = 2) -> int:
+    """ERP: ``;`` delimiter, decimal comma, UTF-8 without BOM, ``\\n``, ISO dates and local timestamps.
+
+    ``frames`` is one frame, or the chunks of one file in order (the header is written once), so a file of
+    tens of millions of rows never has to be in memory whole.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_csv(
-        path,
-        separator=";",
-        decimal_comma=True,
-        float_precision=decimals,
-        date_format="%Y-%m-%d",
-        datetime_format="%Y-%m-%d %H:%M:%S",
-        line_terminator="\n",
-        quote_style="necessary",
-    )
-    return frame.height
+    chunks = [frames] if isinstance(frames, pl.DataFrame) else frames
+    rows, first = 0, True
+    with path.open("wb") as handle:
+        for chunk in chunks:
+            chunk.write_csv(
+                handle,
+                include_header=first,
+                separator=";",
+                decimal_comma=True,
+                float_precision=decimals,
+                date_format="%Y-%m-%d",
+                datetime_format="%Y-%m-%d %H:%M:%S",
+                line_terminator="\n",
+                quote_style="necessary",
+            )
+            rows, first = rows + chunk.height, False
+    return rows
 
 
 def write_crm_csv(frame: pl.DataFrame, path: Path) -> int:

@@ -17,7 +17,9 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipelines.demo_data import EFFECTS, Params, generate
+from pipelines.demo_data import EFFECTS, SALES_SHAPES, Params, generate
+from pipelines.ingest.contracts import load_contracts
+from pipelines.ingest.loader import load_table
 
 AS_OF = dt.date(2025, 1, 1)
 CUSTOMERS = 10_000
@@ -486,6 +488,133 @@ def test_data_is_messy_where_real_data_is_messy(full):
     names = "".join(full.erp("customers")["first_name"].to_list() + full.erp("customers")["last_name"].to_list())
     assert any(c in names for c in "éñüßç")
     assert full.tool("web/sessions.csv")["customer_no"].null_count() > 0
+
+
+# --- the sales as one invoice-line export (sales_shape="invoice-lines") ---------------------------------------
+
+SHAPE_CUSTOMERS = 2_000
+INVOICE_LINES = "sales/invoice_lines.csv"
+SALES_TABLES = ("orders", "order_lines", "returns", "customers", "products")
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> dict[str, Path]:
+    """One world generated in each sales shape: the landing folders (their truth beside them)."""
+    root = tmp_path_factory.mktemp("shapes")
+    return {
+        shape: generate(SHAPE_CUSTOMERS, 21, AS_OF, root / shape / "landing", sales_shape=shape).out
+        for shape in SALES_SHAPES
+    }
+
+
+def load_sales(landing: Path) -> duckdb.DuckDBPyConnection:
+    """Load a landing zone's ERP sales through the built-in contracts (whichever shape is there), as ingest does."""
+    connection = duckdb.connect()
+    for contract in load_contracts():
+        if any(table.startswith("erp__") for table in contract.tables):
+            for load in load_table(connection, contract, landing, "test"):
+                assert load.status == "loaded", load.message
+                assert load.rows_read == load.rows_loaded + load.rows_quarantined + load.rows_filtered, load
+                assert (load.rows_quarantined, load.rows_filtered) == (0, 0), load.file
+    return connection
+
+
+# Per customer: orders, lines and their amount, credit-note (return) lines, units and refunds. A return names its
+# order in the tables shape and its customer in the invoice-line one.
+PER_CUSTOMER = """
+with sold as (
+    select orders.customer_no, count(distinct orders.order_no) as orders, count(*) as lines,
+        sum(lines.quantity) as units, sum(lines.line_amount) as amount
+    from raw.erp__order_lines as lines join raw.erp__orders as orders using (order_no)
+    group by 1
+),
+credited as (
+    select coalesce(returns.customer_no, orders.customer_no) as customer_no, count(*) as credit_lines,
+        sum(returns.quantity) as units_returned, sum(returns.refund_amount) as refunded
+    from raw.erp__returns as returns left join raw.erp__orders as orders using (order_no)
+    group by 1
+)
+select sold.*, coalesce(credit_lines, 0) as credit_lines, coalesce(units_returned, 0) as units_returned,
+    coalesce(refunded, 0) as refunded
+from sold left join credited using (customer_no)
+order by customer_no
+"""
+
+
+def test_invoice_lines_replace_only_the_erp_sales_files(shapes):
+    tables, invoices = (file_hashes(shapes[shape].parent) for shape in SALES_SHAPES)
+    sales = {f"landing/erp/{name}.csv" for name in SALES_TABLES}
+    assert set(tables) - set(invoices) == sales
+    assert set(invoices) - set(tables) == {f"landing/{INVOICE_LINES}"}
+    shared = set(tables) & set(invoices)
+    assert {"landing/erp/exchange_rates.csv", "landing/crm/contacts.csv", "truth/identity.parquet"} <= shared
+    assert {name for name in shared if tables[name] != invoices[name]} == set()
+
+
+def test_both_sales_shapes_load_the_same_sales_per_customer(shapes):
+    tables, invoices = (load_sales(shapes[shape]) for shape in SALES_SHAPES)
+    expected, actual = (connection.sql(PER_CUSTOMER).pl() for connection in (tables, invoices))
+    assert expected.height == SHAPE_CUSTOMERS
+    assert expected["credit_lines"].sum() > 0.05 * expected["lines"].sum()
+    assert actual.equals(expected)
+    # the same lines, line for line: invoice INV + the order's digits
+    line = "select {}, line_no, sku, quantity, unit_price, line_amount from raw.erp__order_lines order by all"
+    renumbered = invoices.sql(line.format("replace(order_no, 'INV', 'SO')")).fetchall()
+    assert renumbered == tables.sql(line.format("order_no")).fetchall()
+    # every customer, with the country and currency of the tables shape; only products that sold
+    customer = "select customer_no, country_code, currency_code from raw.erp__customers order by 1"
+    assert invoices.sql(customer).fetchall() == tables.sql(customer).fetchall()
+    product = "select sku, product_name, category from raw.erp__products"
+    sold = f"{product} where sku in (select sku from raw.erp__order_lines) order by 1"
+    assert invoices.sql(f"{product} order by 1").fetchall() == tables.sql(sold).fetchall()
+
+
+def test_the_invoice_line_export_is_an_erp_report_with_credit_notes(shapes):
+    raw = (shapes["invoice-lines"] / INVOICE_LINES).read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf") and b"\r" not in raw
+    header = "Invoice No;Line;Invoice Date;Customer No;Country;Item No;Description;Item Category;Quantity;Unit Price;"
+    assert raw.decode("utf-8").split("\n", 1)[0] == header + "Amount;Currency;Channel;Store"
+    rows = duckdb.sql(
+        f"select * from read_csv('{shapes['invoice-lines'] / INVOICE_LINES}', {ERP}, all_varchar=false)"
+    ).pl()
+    assert rows.schema["Invoice Date"] == pl.Datetime("us") and rows.schema["Amount"] == pl.Float64
+    credit = rows["Invoice No"].str.starts_with("CN")
+    assert (rows["Invoice No"].str.starts_with("INV") | credit).all()
+    assert (rows.filter(credit)["Quantity"] < 0).all() and (rows.filter(~credit)["Quantity"] > 0).all()
+    assert (rows.filter(credit)["Amount"] < 0).all()
+    cents = (rows["Quantity"] * (rows["Unit Price"] * 100).round(0) - (rows["Amount"] * 100).round(0)).abs()
+    assert cents.max() == 0
+    store = rows["Channel"] == "store"
+    assert rows.filter(~store)["Store"].null_count() == (~store).sum() and rows.filter(store)["Store"].null_count() == 0
+    assert set(rows["Currency"]) == {"EUR", "GBP", "USD"}
+    # a report of a period: documents in order of their date-time, which is local: it steps back by less than an
+    # hour at most once a year, when the clocks go back
+    steps = rows["Invoice Date"].diff().drop_nulls()
+    assert steps.min() > -dt.timedelta(hours=1)
+    assert (steps < dt.timedelta(0)).sum() <= rows["Invoice Date"].dt.year().n_unique()
+
+
+def test_the_invoice_line_export_is_the_same_written_in_chunks_or_at_once(tmp_path, monkeypatch):
+    from pipelines.demo_data import invoices
+
+    written = {}
+    for chunk in (10**9, 997, 1):
+        monkeypatch.setattr(invoices, "CHUNK_LINES", chunk)
+        summary = generate(300, 3, AS_OF, tmp_path / str(chunk) / "landing", sales_shape="invoice-lines")
+        written[chunk] = summary.path(INVOICE_LINES).read_bytes()
+        assert summary.rows[INVOICE_LINES] == written[chunk].count(b"\n") - 1
+    assert written[997] == written[10**9] == written[1]
+
+
+def test_a_sales_shape_replaces_the_files_of_the_other_in_the_landing_folder(tmp_path):
+    landing = tmp_path / "landing"
+    generate(100, 1, AS_OF, landing)
+    generate(100, 1, AS_OF, landing, sales_shape="invoice-lines")
+    assert sorted(path.name for path in (landing / "erp").iterdir()) == ["exchange_rates.csv"]
+    generate(100, 1, AS_OF, landing)
+    assert not (landing / INVOICE_LINES).exists() and (landing / "erp" / "orders.csv").exists()
+    with pytest.raises(ValueError, match="invoice-lines"):
+        generate(100, 1, AS_OF, landing, sales_shape="invoice_lines")
 
 
 @pytest.mark.slow
