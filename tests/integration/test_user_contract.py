@@ -5,6 +5,8 @@ The export and the contract are the ones the README shows, read from the README 
 
 import re
 import textwrap
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -35,11 +37,12 @@ def user_setup(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_the_users_contract_replaces_the_built_in_one_with_the_same_columns(user_setup: Path):
+def test_the_users_contract_replaces_the_built_in_one_and_feeds_the_same_table(user_setup: Path):
     contract = find_contract("erp/returns", BUILT_IN_DIR, user_setup / "contracts")
     built_in = find_contract("erp/returns", BUILT_IN_DIR)
     assert contract.path == user_setup / "contracts" / "erp" / "returns.yaml"
-    assert [c.name for c in contract.columns] == [c.name for c in built_in.columns]
+    assert contract.tables == built_in.tables == ("erp__returns",)
+    assert contract.feeds[0].columns == built_in.feeds[0].columns
     assert len(load_contracts(BUILT_IN_DIR, user_setup / "contracts")) == len(load_contracts(BUILT_IN_DIR))
 
 
@@ -65,3 +68,65 @@ def test_crm_validate_reports_the_file_would_load(user_setup: Path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert "2 rows read: 2 would load, 0 would be quarantined" in result.output
     assert "0 failed" in result.output
+
+
+@pytest.fixture
+def single_file_setup(tmp_path: Path) -> Path:
+    (tmp_path / "contracts" / "ventas").mkdir(parents=True)
+    contract = tmp_path / "contracts" / "ventas" / "lineas_factura.yaml"
+    contract.write_text(readme_block("sales-contract"), encoding="utf-8")
+    (tmp_path / "landing" / "ventas").mkdir(parents=True)
+    export = readme_block("sales-export").replace("\n", "\r\n")
+    (tmp_path / "landing" / "ventas" / "lineas_factura_2013-2014.csv").write_bytes(export.encode("cp1252"))
+    return tmp_path
+
+
+def test_the_readme_single_file_export_feeds_every_sales_table(single_file_setup: Path):
+    contract = find_contract("ventas/lineas_factura", single_file_setup / "contracts")
+    connection = duckdb.connect()
+    [load] = load_table(connection, contract, single_file_setup / "landing", "user")
+    assert (load.rows_read, load.rows_loaded, load.rows_quarantined, load.rows_filtered) == (10, 9, 0, 1)
+    assert dict(load.tables) == {
+        "erp__orders": 7,
+        "erp__order_lines": 8,
+        "erp__returns": 1,
+        "erp__customers": 3,
+        "erp__products": 3,
+    }
+    countries = connection.execute("select customer_no, country_code from raw.erp__customers order by 1").fetchall()
+    assert countries == [("C-17", "CH"), ("C-23", "FR"), ("C-31", "DE")]
+
+
+@pytest.mark.integration
+def test_the_readme_single_file_export_alone_publishes_a_warehouse(single_file_setup: Path):
+    from pipelines.publish.snapshot import current_snapshot
+    from tests.conftest import run_nightly, world_environ
+
+    root = single_file_setup
+    environ = {**world_environ(root), "CRM_CONTRACTS_DIR": str(root / "contracts"), "CRM_CURRENCY": "CHF"}
+    result = run_nightly(environ, as_of=date(2014, 6, 30))
+    failures = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert result.success, f"failed steps: {failures}"
+    pointer = current_snapshot(root / "published")
+    assert pointer is not None
+    with duckdb.connect(pointer["path"], read_only=True) as snapshot:
+        customers = snapshot.execute("select count(*) from marts.dim_customers").fetchone()[0]
+        lines, net = snapshot.execute("select count(*), sum(net_revenue) from marts.fct_order_lines").fetchone()
+        categories = snapshot.execute("select distinct category_name from marts.dim_products").fetchall()
+        scored = {model for (model,) in snapshot.execute("select distinct model from ml.model_runs").fetchall()}
+    assert customers == 3 and lines == 8
+    # 9.00 + 7.95 + 27.00 + 19.90 + 31.80 + 13.50 + 9.00 + 19.90 less the credit note's 9.00
+    assert net == Decimal("129.05")
+    assert categories == [("Unclassified",)]
+    assert {"rfm", "clv", "churn"} <= scored
+
+
+def test_crm_validate_shows_what_each_table_would_receive(single_file_setup: Path, monkeypatch):
+    monkeypatch.setenv("CRM_CONTRACTS_DIR", str(single_file_setup / "contracts"))
+    file = single_file_setup / "landing" / "ventas" / "lineas_factura_2013-2014.csv"
+    result = CliRunner().invoke(main, ["validate", str(file), "--contract", "ventas/lineas_factura"])
+    assert result.exit_code == 0, result.output
+    assert "10 rows read: 9 would load, 0 would be quarantined, 1 filtered out" in result.output
+    assert "1 x filtered: counter sale without a customer" in result.output
+    assert re.search(r"erp/order_lines\s+would receive\s+8 rows", result.output)
+    assert re.search(r"erp/returns\s+would receive\s+1 rows", result.output)
