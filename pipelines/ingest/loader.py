@@ -266,10 +266,17 @@ def _feed_value_sql(column: Column, value: Value) -> str:
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
-def _project_feed(connection: duckdb.DuckDBPyConnection, feed: Feed, index: int) -> str:
-    """Temp table _feed_<index>: the feed's typed columns for the rows it takes; its problems go onto _batch."""
-    table = f"_feed_{index}"
+def _feed_relation(index: int, lazy: bool) -> str:
+    """The name of a feed's rows: a temp table, or (``lazy``) a view over the clean rows of _batch."""
+    return f"_feed_{index}_rows" if lazy else f"_feed_{index}"
+
+
+def _project_feed(connection: duckdb.DuckDBPyConnection, contract: Contract, feed: Feed, index: int) -> str:
+    """The feed's typed columns for the rows it takes, and its problems put onto _batch: a temp table, or a view
+    over _batch when the feed can find no problem (columns taken as they are, nothing required left empty)."""
     values = dict(feed.values)
+    typed = {column.name: column.type for column in contract.columns}
+    required = {column.name for column in contract.columns if column.required}
     selected, checks = [], []
     for column in feed.columns:
         value = values.get(column.name)
@@ -277,7 +284,8 @@ def _project_feed(connection: duckdb.DuckDBPyConnection, feed: Feed, index: int)
         selected.append(f"{cell} as {sql_identifier(column.name)}")
         name, where = sql_string(column.name), f"feeds {feed.label}"
         unreadable = "false"
-        if value is not None and value.expression is not None and column.type != "varchar":
+        as_it_is = value is not None and typed.get(value.expression.column if value.expression else None)
+        if value is not None and value.expression is not None and column.type not in ("varchar", as_it_is):
             raw = value.expression.sql()
             unreadable = f"({raw} is not null and {cell} is null)"
             reason = (
@@ -285,7 +293,7 @@ def _project_feed(connection: duckdb.DuckDBPyConnection, feed: Feed, index: int)
                 f"{sql_string(chr(39) + ' as ' + column.name + ' (' + column.type + ')')})"
             )
             checks.append(f"case when {unreadable} then {{'column': {name}, 'kind': 'type', 'reason': {reason}}} end")
-        if column.required:
+        if column.required and not (value is not None and value.expression and value.expression.column in required):
             reason = sql_string(f"{where}: required {column.name} is empty")
             checks.append(
                 f"case when {cell} is null and not {unreadable} then "
@@ -297,20 +305,32 @@ def _project_feed(connection: duckdb.DuckDBPyConnection, feed: Feed, index: int)
         else "[]::struct(column varchar, kind varchar, reason varchar)[]"
     )
     taken = f" and coalesce({feed.where.sql()}, false)" if feed.where is not None else ""
+    if not checks:  # nothing to find: a view, always the clean rows of _batch, saves copying the file
+        table = _feed_relation(index, lazy=True)
+        connection.execute(
+            f"""create or replace temp view {table} as
+            select _row_number, {", ".join(selected)}, _extra
+            from _batch where len(_problems) = 0 and _filtered is null{taken}"""
+        )
+        return table
+    table = _feed_relation(index, lazy=False)
     connection.execute(
         f"""create or replace temp table {table} as
         select _row_number, {", ".join(selected)}, {problems} as _feed_problems
         from _batch where len(_problems) = 0 and _filtered is null{taken}"""
     )
-    connection.execute(
-        f"""update _batch set _problems = list_concat(_batch._problems, fed._feed_problems)
-        from {table} as fed where _batch._row_number = fed._row_number and len(fed._feed_problems) > 0"""
-    )
+    if checks and connection.execute(f"select count(*) from {table} where len(_feed_problems) > 0").fetchone()[0]:
+        connection.execute(
+            f"""update _batch set _problems = list_concat(_batch._problems, fed._feed_problems)
+            from {table} as fed where _batch._row_number = fed._row_number and len(fed._feed_problems) > 0"""
+        )
     return table
 
 
 def _clean(feed_table: str) -> str:
     """The rows of a feed table whose record has no problem (so far)."""
+    if feed_table.endswith("_rows"):  # a view that only shows clean rows
+        return feed_table
     return (
         f"(select {feed_table}.* from {feed_table} join _batch on _batch._row_number = {feed_table}._row_number "
         "where len(_batch._problems) = 0)"
@@ -429,11 +449,16 @@ def _write_feed(connection, feed: Feed, table: str, relative: str, run_id: str, 
         if feed.one_row_per
         else ""
     )
+    rows = (
+        f"{table} as fed"
+        if table.endswith("_rows")
+        else f"(select {table}.*, _batch._extra from {table} join _batch on _batch._row_number = {table}._row_number "
+        "where len(_batch._problems) = 0) as fed"
+    )
     written = connection.execute(
         f"""insert into {raw_table(feed.table)} ({names}, _file, _row_number, _run_id, _extra, _contract)
-        select {picked}, ?, fed._row_number, ?, _batch._extra, ?
-        from {table} as fed join _batch on _batch._row_number = fed._row_number
-        where len(_batch._problems) = 0
+        select {picked}, ?, fed._row_number, ?, fed._extra, ?
+        from {rows}
         {collapse}""",
         [relative, run_id, contract.name],
     ).fetchone()[0]
@@ -561,7 +586,7 @@ def load_file(
         rows_read = parsed + rejected
         _refuse_unreadable_columns(connection, contract, relative, rows_read)
         _derive_and_filter(connection, contract)
-        tables = [_project_feed(connection, feed, index) for index, feed in enumerate(contract.feeds)]
+        tables = [_project_feed(connection, contract, feed, index) for index, feed in enumerate(contract.feeds)]
         for feed, table in zip(contract.feeds, tables, strict=True):
             _quarantine_copies(connection, contract, feed, table)
             _quarantine_keys_loaded_before(connection, contract, feed, table)
@@ -611,7 +636,10 @@ def load_file(
         connection.execute("rollback")
         raise
     finally:
-        for table in ("_batch", "_rejected", *(f"_feed_{index}" for index in range(len(contract.feeds)))):
+        for index in range(len(contract.feeds)):
+            connection.execute(f"drop view if exists {_feed_relation(index, lazy=True)}")
+            connection.execute(f"drop table if exists {_feed_relation(index, lazy=False)}")
+        for table in ("_batch", "_rejected"):
             connection.execute(f"drop table if exists {table}")
     return result
 
