@@ -14,7 +14,7 @@ their predicted churn probability most (an occlusion explanation: what about thi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -23,8 +23,15 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from models_ml.protocol import BASELINE_PUBLISHED, Verdict, compare
+from models_ml.validation import KEY, InsufficientDataError, validate_columns
+
 LABEL = "churned"
+RECENCY_FEATURE = "recency_days"
 RISK_BANDS = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
+# Early stopping holds out a fifth of the training customers; below this many of the rarer outcome the held-out
+# fifth would have too few of them to stop on (or none), so the trees are grown without it.
+_EARLY_STOPPING_MINIMUM_MINORITY = 10
 
 
 @dataclass(frozen=True)
@@ -52,13 +59,15 @@ class RecencyBaseline:
 
 
 def _validate(customers: pl.DataFrame, columns: Sequence[str], who: str) -> None:
-    missing = [column for column in ("customer_id", *columns) if column not in customers.columns]
-    if missing:
-        raise ValueError(f"churn: {who} lacks column(s) {', '.join(missing)}")
-    if customers["customer_id"].is_duplicated().any():
-        raise ValueError(f"churn: {who} has duplicated customer_id values")
+    validate_columns(customers, columns, f"churn: {who}", numeric=columns)
     if customers.height == 0:
-        raise ValueError(f"churn: {who} has no rows")
+        raise InsufficientDataError(f"churn: {who} has no customers")
+
+
+def _known(customers: pl.DataFrame, feature: str) -> int:
+    """How many customers have a value (not null, not NaN) for ``feature``."""
+    values = customers[feature].cast(pl.Float64)
+    return values.len() - values.fill_nan(None).null_count()
 
 
 def _matrix(customers: pl.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -85,12 +94,18 @@ def train_churn_model(
     _validate(customers, [*features, label], "training data")
     labels = customers[label].cast(pl.Int8).to_numpy()
     if len(np.unique(labels)) < 2:
-        raise ValueError(f"churn: the training label {label!r} has one class only; cannot learn")
+        raise InsufficientDataError(f"churn: the training label {label!r} has one class only; cannot learn")
+    missing = [feature for feature in features if _known(customers, feature) == 0]
+    if missing:
+        # the trees' binning cannot place a feature with no value at all (sklearn fails with "window shape")
+        raise InsufficientDataError(f"churn: feature(s) {', '.join(missing)} have no value for any customer")
     # Small trees and early stopping on an inner validation split (a fifth of the training cutoff's customers):
     # the number of trees is chosen on data the trees did not see, never on the test cutoff.
+    minority = int(min(labels.sum(), len(labels) - labels.sum()))
     estimator = HistGradientBoostingClassifier(
         learning_rate=0.05, max_iter=500, max_leaf_nodes=8, min_samples_leaf=100, l2_regularization=1.0,
-        early_stopping=True, validation_fraction=0.2, n_iter_no_change=20, random_state=seed,
+        early_stopping=minority >= _EARLY_STOPPING_MINIMUM_MINORITY, validation_fraction=0.2, n_iter_no_change=20,
+        random_state=seed,
     )  # fmt: skip
     estimator.fit(_matrix(customers, features), labels)
     typical = {feature: float(customers[feature].cast(pl.Float64).median() or 0.0) for feature in features}
@@ -102,6 +117,8 @@ def train_recency_baseline(
 ) -> RecencyBaseline:
     """Fit the recency-only baseline on the same training data as the model."""
     _validate(customers, [recency_feature, label], "training data")
+    if customers[label].n_unique() < 2:
+        raise InsufficientDataError(f"churn: the training label {label!r} has one class only; cannot learn")
     estimator = LogisticRegression()
     estimator.fit(_recency_matrix(customers, recency_feature), customers[label].cast(pl.Int8).to_numpy())
     return RecencyBaseline(estimator, recency_feature)
@@ -252,3 +269,211 @@ def score_churn(
         risk_band=risk_band(pl.col("churn_probability")),
         churn_reasons=pl.concat_list(ranked).list.drop_nulls(),
     )
+
+
+@dataclass(frozen=True)
+class ChurnRun:
+    """What the churn run publishes and why.
+
+    Attributes
+    ----------
+    scores
+        One row per customer to score: ``customer_id``, ``churn_probability``, ``risk_band``, ``churn_reasons``,
+        ``baseline_churn_probability``, ``revenue_at_risk`` and ``score_source``.
+    verdict
+        Score source, out-of-time figures of the model and of the baseline, and the notes.
+    features
+        The features the model was trained on.
+    dropped_features
+        Feature -> why it was left out (no value for any customer at a cutoff, or one value for all).
+    """
+
+    scores: pl.DataFrame
+    verdict: Verdict
+    features: tuple[str, ...]
+    dropped_features: Mapping[str, str] = field(default_factory=dict)
+
+
+def usable_features(labelled: Mapping[str, pl.DataFrame], features: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The features a model can learn from, and why each other one is left out.
+
+    A feature is left out when some labelled cutoff lacks it or has no value for any customer (its source sent
+    nothing: no CRM, marketing or web data), or when it takes one value for every customer at every cutoff
+    (nothing to learn). ``labelled`` maps the cutoff's name ("training", "test") to its frame.
+    """
+    kept, dropped = [], {}
+    for feature in features:
+        empty = [
+            name for name, frame in labelled.items() if feature not in frame.columns or _known(frame, feature) == 0
+        ]
+        if empty:
+            cutoffs = "cutoffs" if len(empty) > 1 else "cutoff"
+            dropped[feature] = f"no value for any customer at the {' and '.join(empty)} {cutoffs}"
+            continue
+        # a feature known for some customers only still tells the trees something: who has a value
+        known = pl.concat([frame[feature].cast(pl.Float64).fill_nan(None) for frame in labelled.values()])
+        if known.null_count() == 0 and known.n_unique() == 1:
+            dropped[feature] = f"{known[0]:g} for every customer"
+            continue
+        kept.append(feature)
+    return kept, dropped
+
+
+def no_churn_scores(customers: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a run that publishes no churn scores: every customer, with every score null."""
+    return customers.select(KEY).with_columns(
+        churn_probability=pl.lit(None, dtype=pl.Float64),
+        risk_band=pl.lit(None, dtype=pl.String),
+        churn_reasons=pl.lit(None, dtype=pl.List(pl.String)),
+        baseline_churn_probability=pl.lit(None, dtype=pl.Float64),
+        revenue_at_risk=pl.lit(None, dtype=pl.Float64),
+        score_source=pl.lit("none"),
+    )
+
+
+def _outcomes(frame: pl.DataFrame, name: str, label: str) -> str | None:
+    """Why a labelled cutoff cannot train or test a classifier, in plain words; None if it can."""
+    if frame.height == 0:
+        return f"the {name} cutoff has no customers (the history is shorter than the churn windows it needs)"
+    churned = int(frame[label].cast(pl.Int64).sum())
+    if churned in (0, frame.height):
+        outcome = "made no purchase" if churned else "bought again"
+        who = "the one customer" if frame.height == 1 else f"all {frame.height:,} customers"
+        return (
+            f"at the {name} cutoff {who} {outcome} in the window after it, so there is nothing to tell churners"
+            " from stayers (are the exports up to date?)"
+        )
+    return None
+
+
+def choose_churn(
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    current: pl.DataFrame,
+    features: Sequence[str] | None = None,
+    *,
+    label: str = LABEL,
+    recency_feature: str = RECENCY_FEATURE,
+    labels_in_words: Mapping[str, str] | None = None,
+    clv: pl.DataFrame | None = None,
+    seed: int = 0,
+) -> ChurnRun:
+    """Train at one cutoff, test out of time at a later one against the recency baseline, choose, refit, score.
+
+    The protocol: features no cutoff can fill or that never vary are left out (``usable_features``); the
+    gradient-boosted model and the recency baseline are trained on ``train`` and judged on ``test`` by AUC
+    (``evaluate_churn``); the model's scores are published only if its AUC is above the baseline's, else the
+    baseline's. The published scorer is refitted on ``test``, the latest labelled cutoff, and scores ``current``
+    with each customer's reasons (``score_churn``, among the model's drivers). When a cutoff has one outcome only,
+    the model cannot be judged and the baseline fitted on the cutoff that has both is published.
+
+    Parameters
+    ----------
+    train, test
+        One row per customer at the training and test cutoffs: ``customer_id``, the features and ``label``.
+    current
+        One row per customer to score, with the features (a feature it lacks counts as unknown, null).
+    features
+        Candidate features; by default every column of ``train`` and ``test`` but the key and the label.
+    recency_feature
+        The baseline's one feature, days since the last order.
+    labels_in_words
+        Feature -> words, for drivers, reasons and notes.
+    clv
+        ``customer_id``, ``clv``: each customer's lifetime value, for ``revenue_at_risk`` (0 where absent).
+    seed
+        Seeds the model and the permutation importance.
+
+    Returns
+    -------
+    ChurnRun
+
+    Raises
+    ------
+    InsufficientDataError
+        When neither cutoff has both outcomes (nothing, not even the baseline, can be trained) or there is nobody
+        to score; the reason is in plain words.
+    ValueError
+        When a frame breaks its contract, naming the column.
+    """
+    words = labels_in_words or {}
+    if features is None:
+        features = [column for column in dict.fromkeys([*train.columns, *test.columns]) if column not in (KEY, label)]
+    for frame, name in ((train, "training data"), (test, "test data"), (current, "customers to score")):
+        present = [feature for feature in features if feature in frame.columns]
+        required = (recency_feature, label) if frame is not current else (recency_feature,)
+        validate_columns(frame, required, f"churn: {name}", numeric=list(dict.fromkeys([recency_feature, *present])))
+    if current.height == 0:
+        raise InsufficientDataError("no customer has ordered before the cutoff, so there is nobody to score")
+    problems = {name: _outcomes(frame, name, label) for name, frame in (("training", train), ("test", test))}
+    if all(problems.values()):
+        raise InsufficientDataError(f"{problems['training']}; and {problems['test']}")
+    kept, dropped = usable_features({"training": train, "test": test}, features)
+    notes = [
+        f"Left out of the model: {', '.join(f'{words.get(f, f)} ({why})' for f, why in dropped.items())}."
+    ] if dropped else []  # fmt: skip
+    current = current.with_columns(pl.lit(None, dtype=pl.Float64).alias(f) for f in kept if f not in current.columns)
+
+    if any(problems.values()):
+        usable = test if problems["training"] else train
+        name = "test" if problems["training"] else "training"
+        reason = next(problem for problem in problems.values() if problem)
+        notes += [f"{reason[:1].upper()}{reason[1:]}: the model cannot be trained and tested out of time.",
+                  f"The recency baseline, fitted on the {name} cutoff, is published."]  # fmt: skip
+        verdict = Verdict("baseline", False, {}, None, tuple(notes))
+        return _scored(train_recency_baseline(usable, recency_feature, label=label), None, current, verdict,
+                       kept, dropped, words, clv)  # fmt: skip
+    if not kept:
+        notes += ["No feature has values that vary between customers, so the model cannot be trained.",
+                  BASELINE_PUBLISHED]  # fmt: skip
+        baseline = train_recency_baseline(train, recency_feature, label=label)
+        figures = classification_figures(test[label].cast(pl.Int8).to_numpy(), baseline.predict(test))
+        verdict = Verdict("baseline", False, {}, figures, tuple(notes))
+        return _scored(train_recency_baseline(test, recency_feature, label=label), None, current, verdict, kept,
+                       dropped, words, clv)  # fmt: skip
+
+    model = train_churn_model(train, kept, label=label, seed=seed)
+    baseline = train_recency_baseline(train, recency_feature, label=label)
+    figures = evaluate_churn(model, baseline, test, label=label, labels_in_words=words)
+    comparison = compare(figures["model"], figures["baseline"], "auc", lower_is_better=False, label="out-of-time AUC")
+    notes.append(comparison.sentence)
+    if not comparison.beats:
+        notes.append(BASELINE_PUBLISHED)
+    source = "model" if comparison.beats else "baseline"
+    verdict = Verdict(source, comparison.beats, figures["model"], figures["baseline"], tuple(notes))
+    # the published scores come from a refit on the latest labelled cutoff (the test cutoff)
+    scorer = train_churn_model(test, kept, label=label, seed=seed) if comparison.beats else None
+    drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
+    latest_baseline = train_recency_baseline(test, recency_feature, label=label)
+    return _scored(latest_baseline, scorer, current, verdict, kept, dropped, words, clv, drivers)
+
+
+def _scored(
+    baseline: RecencyBaseline,
+    model: ChurnModel | None,
+    current: pl.DataFrame,
+    verdict: Verdict,
+    features: Sequence[str],
+    dropped: Mapping[str, str],
+    words: Mapping[str, str],
+    clv: pl.DataFrame | None,
+    drivers: Sequence[str] | None = None,
+) -> ChurnRun:
+    # a customer's reasons are sought among the model's drivers: each feature tried costs a prediction of everyone
+    scorer = model if model is not None else baseline
+    scores = score_churn(scorer, current, labels_in_words=words, candidates=drivers if model else None)
+    scores = scores.with_columns(baseline_churn_probability=pl.Series(baseline.predict(current)))
+    value = (
+        clv.select(KEY, "clv")
+        if clv is not None
+        else pl.DataFrame(schema={KEY: current.schema[KEY], "clv": pl.Float64})
+    )
+    scores = (
+        scores.join(value, on=KEY, how="left")
+        .with_columns(
+            revenue_at_risk=pl.col("churn_probability") * pl.col("clv").fill_null(0),
+            score_source=pl.lit(verdict.score_source),
+        )
+        .drop("clv")
+    )
+    return ChurnRun(scores, verdict, tuple(features), dict(dropped))

@@ -3,11 +3,30 @@
 The purchase model is the BG/NBD of Fader, Hardie & Lee (2005a), "Counting your customers the easy way: an
 alternative to the Pareto/NBD model", *Marketing Science* 24(2), 275-284: while alive a customer buys as a Poisson
 process with rate lambda ~ Gamma(r, alpha), and after each repeat purchase drops out with probability
-p ~ Beta(a, b). The spend model is the Gamma-Gamma of Fader, Hardie & Lee (2005b), "RFM and CLV: using iso-value
-curves for customer base analysis", *Journal of Marketing Research* 42(4), 415-430, as set out in Hardie's note 025
-(brucehardie.com/notes/025): a customer's purchase values are Gamma(p, nu) with nu ~ Gamma(q, v), so the expected
-spend per purchase given x repeat purchases of mean m is the weighted average (5) of m and the population mean
-p v / (q - 1). Both are fitted by maximum likelihood with ``lifetimes`` 0.11.3.
+p ~ Beta(a, b). Its alternative is the MBG/NBD of Batislam, Denizel & Filiztekin (2007), "Empirical validation and
+comparison of models for customer base analysis", *International Journal of Research in Marketing* 24(3), 201-209:
+the same parameters, but a customer may also drop out right after the first purchase, so a one-time buyer is not
+assumed alive for ever. The third is the model the BG/NBD was built as an alternative to, the Pareto/NBD of
+Schmittlein, Morrison & Colombo (1987), "Counting your customers: who are they and what will they do next?",
+*Management Science* 33(1), 1-24, as set out in Fader & Hardie's note 009 (brucehardie.com/notes/009): while alive
+a customer buys as the same Poisson process, and their lifetime is exponential with rate mu ~ Gamma(s, beta), so a
+customer may lapse at any time, not only at a purchase. The spend model is the Gamma-Gamma of Fader, Hardie & Lee
+(2005b), "RFM and CLV: using iso-value curves for customer base analysis", *Journal of Marketing Research* 42(4),
+415-430, as set out in Hardie's note 025 (brucehardie.com/notes/025): a customer's purchase values are
+Gamma(p, nu) with nu ~ Gamma(q, v), so the expected spend per purchase given x repeat purchases of mean m is the
+weighted average (5) of m and the population mean p v / (q - 1).
+
+Every model is fitted by maximum likelihood on the compressed sufficient statistics: the likelihood depends on a
+customer only through (x, t_x, T) (spend: x and m), so identical histories are one row with a count (FHL 2005a,
+section 5). lifetimes 0.11.3 is tried first; its BG/NBD, MBG/NBD and Gamma-Gamma fitters raise
+``ConvergenceError`` whenever scipy's BFGS stops on "precision loss", which real data with rare drop-outs provoke,
+because a and b are then pinned down only through their ratio; its Pareto/NBD fitter (Nelder-Mead) is counted as
+giving up when its optimiser stops on an iteration limit. The likelihood is then maximised directly (L-BFGS-B in
+log-parameter space; exact gradients, except for the Pareto/NBD, whose Gaussian hypergeometric terms autograd cannot
+differentiate, so its gradient is taken by finite differences) and the result kept if its parameters are usable,
+whatever the optimiser's convergence flag says: whether a fit is good enough to publish is decided by its holdout
+result against the baseline (``models_ml.clv_holdout``), not here. Penalised fits come last, for data whose
+likelihood has no maximum inside the parameter space.
 
 The summary contract, one row per customer, in the time unit of the caller (days in the pipeline):
 
@@ -36,14 +55,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import polars as pl
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from autograd import value_and_grad
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from lifetimes.fitters import BaseFitter
 from lifetimes.utils import ConvergenceError
+from scipy.optimize import minimize
+from scipy.special import gammaln
 from scipy.stats import spearmanr
+
+from models_ml.validation import InsufficientDataError, validate_columns
 
 __all__ = [
     "BASELINE_MINIMUM_AGE_DAYS",
     "DAYS_PER_MONTH",
     "DEFAULT_PENALIZERS",
+    "MATRIX_SCHEMA",
+    "PURCHASE_MODELS",
     "SUMMARY_COLUMNS",
     "ClvFit",
     "ClvFitError",
@@ -66,37 +93,152 @@ BASELINE_MINIMUM_AGE_DAYS = 30.0
 # The default frequency axis of frequency_recency_matrix covers the 99th percentile of repeat purchases, capped.
 _MATRIX_FREQUENCY_QUANTILE = 0.99
 _MATRIX_MAX_DEFAULT_FREQUENCY = 100
-_BGNBD_PARAMETERS = ("r", "alpha", "a", "b")
+# The columns of frequency_recency_matrix, for a run that has no model to draw one from.
+MATRIX_SCHEMA = {"frequency": pl.Int64, "recency": pl.Float64, "expected_purchases": pl.Float64, "p_alive": pl.Float64}
 _GAMMA_GAMMA_PARAMETERS = ("p", "q", "v")
+# The direct maximisation searches log-parameters in [-12, 12] (parameters from 6e-6 to 1.6e5, time scaled so the
+# oldest customer's age is 1 and spend so its mean is 1), from lifetimes' own start (every parameter 0.1) and from 1.
+_LOG_BOUND = 12.0
+_DIRECT_STARTS = (math.log(0.1), 0.0)
 # What lifetimes raises when a fit goes wrong: ConvergenceError and LinAlgError are ValueErrors; overflow and
 # underflow surface as ArithmeticError or RuntimeError.
 _FIT_ERRORS = (ValueError, ArithmeticError, RuntimeError)
+MAXIMUM_LIKELIHOOD = "maximum likelihood (lifetimes)"
+DIRECT_MAXIMUM_LIKELIHOOD = "direct maximum likelihood"
+PENALISED_MAXIMUM_LIKELIHOOD = "penalised maximum likelihood (lifetimes)"
 
 
-class ClvFitError(ValueError):
-    """Neither the plain nor any penalised fit of a CLV model gave usable parameters; use the baseline instead."""
+class _AttemptFailed(Exception):
+    """One fit attempt failed; the message says why in plain words."""
+
+
+def _pareto_nbd_negative_log_likelihood(log_params, frequency, recency, age, weights, penalizer: float) -> float:
+    """The Pareto/NBD negative log-likelihood (Fader & Hardie note 009, eq. 18, as lifetimes computes it, but see
+    ``_bought_at_the_end``) in log-parameters and as a mean over customers, as lifetimes' BG/NBD's is (lifetimes'
+    own Pareto/NBD one takes the parameters themselves and divides by the mean weight)."""
+    params = np.exp(log_params)
+    r, alpha, s, beta = params
+    log_likelihood = ParetoNBDFitter._conditional_log_likelihood(params, frequency, recency, age)
+    at_end = _bought_at_the_end(recency, age)
+    if at_end.any():
+        # eq. 18 with A_0 = 0
+        surely_alive = (gammaln(r + frequency) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+                        - (r + frequency) * np.log(alpha + age) - s * np.log(beta + age))  # fmt: skip
+        log_likelihood = np.where(at_end, surely_alive, log_likelihood)
+    return -float((weights * log_likelihood).sum() / weights.sum()) + penalizer * float((params**2).sum())
+
+
+def _fit_pareto_nbd(penalizer: float, frequency, recency, age, weights) -> ParetoNBDFitter:
+    """lifetimes' Pareto/NBD fit (Nelder-Mead), started at 1 for every parameter, the mean of the random start
+    lifetimes would draw from NumPy's global generator, so that the fit is reproducible. lifetimes keeps whatever
+    Nelder-Mead returns; stopping on an iteration limit is giving up, as ``ConvergenceError`` is for the others."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitter = ParetoNBDFitter(penalizer_coef=penalizer).fit(
+            frequency, recency, age, weights=weights, initial_params=np.ones(4), verbose=True
+        )
+    # With verbose=True scipy's Nelder-Mead warns with its status message when it stops on the limit of iterations
+    # or evaluations ("Maximum number of ... has been exceeded."); success it prints instead.
+    messages = [str(warning.message).strip() for warning in caught]
+    stopped = [message for message in messages if message.startswith("Maximum number of")]
+    if stopped:
+        raise _AttemptFailed(f"did not converge ({stopped[0]})")
+    return fitter
+
+
+@dataclass(frozen=True)
+class _PurchaseModel:
+    """A purchase model as lifetimes implements it, and what the direct maximisation and the matrix need of it.
+
+    ``rates`` are the parameters in the time unit (scales of the Gamma-distributed rates), which the direct
+    maximisation scales back with time; ``negative_log_likelihood`` takes log-parameters and is a mean over
+    customers; ``new_customer_purchases`` is P(n repeat purchases by time t) for a new customer.
+    """
+
+    fitter: type[BaseFitter]
+    parameters: tuple[str, ...]
+    rates: tuple[str, ...]
+    fit: Callable[..., BaseFitter]
+    negative_log_likelihood: Callable[..., float]
+    exact_gradient: bool
+    new_customer_purchases: Callable[[BaseFitter, float, int], float]
+
+
+def _lifetimes_fit(fitter: type[BaseFitter]) -> Callable[..., BaseFitter]:
+    return lambda penalizer, frequency, recency, age, weights: fitter(penalizer_coef=penalizer).fit(
+        frequency, recency, age, weights=weights
+    )
+
+
+# The purchase models, in the order the holdout protocol tries them. The BG/NBD's P(N(t) = n) is FHL 2005a, eq. 8;
+# the Pareto/NBD's is Fader & Hardie's conditional one (note 028) for a customer with no history yet (x = t_x = T =
+# 0), whose likelihood is 1.
+_PURCHASE_MODELS = {
+    "BG/NBD": _PurchaseModel(
+        fitter=BetaGeoFitter,
+        parameters=("r", "alpha", "a", "b"),
+        rates=("alpha",),
+        fit=_lifetimes_fit(BetaGeoFitter),
+        negative_log_likelihood=BetaGeoFitter._negative_log_likelihood,
+        exact_gradient=True,
+        new_customer_purchases=lambda fitter, t, n: fitter.probability_of_n_purchases_up_to_time(t, n),
+    ),
+    "MBG/NBD": _PurchaseModel(
+        fitter=ModifiedBetaGeoFitter,
+        parameters=("r", "alpha", "a", "b"),
+        rates=("alpha",),
+        fit=_lifetimes_fit(ModifiedBetaGeoFitter),
+        negative_log_likelihood=ModifiedBetaGeoFitter._negative_log_likelihood,
+        exact_gradient=True,
+        new_customer_purchases=lambda fitter, t, n: fitter.probability_of_n_purchases_up_to_time(t, n),
+    ),
+    "Pareto/NBD": _PurchaseModel(
+        fitter=ParetoNBDFitter,
+        parameters=("r", "alpha", "s", "beta"),
+        rates=("alpha", "beta"),
+        fit=_fit_pareto_nbd,
+        negative_log_likelihood=_pareto_nbd_negative_log_likelihood,
+        exact_gradient=False,
+        new_customer_purchases=lambda fitter, t, n: fitter.conditional_probability_of_n_purchases_up_to_time(
+            n, t, 0, 0.0, 0.0
+        ),
+    ),
+}
+PURCHASE_MODELS = tuple(_PURCHASE_MODELS)
+
+
+class ClvFitError(InsufficientDataError):
+    """No attempt at fitting a CLV model gave usable parameters; the message names the model and says why, and the
+    caller publishes the baseline instead."""
 
 
 @dataclass(frozen=True)
 class ClvFit:
-    """Fitted BG/NBD and Gamma-Gamma parameters, and what it took to fit them.
+    """Fitted purchase and spend model parameters, and what it took to fit them.
 
     Attributes
     ----------
     bgnbd
-        ``r``, ``alpha`` (in the summary's time unit), ``a``, ``b``.
+        Parameters of the purchase model (``purchase_model``; the name is kept so that stored runs read back):
+        ``r``, ``alpha``, ``a``, ``b`` for the BG/NBD and MBG/NBD, ``r``, ``alpha``, ``s``, ``beta`` for the
+        Pareto/NBD; ``alpha`` and ``beta`` in the summary's time unit.
     gamma_gamma
         ``p``, ``q``, ``v`` (``v`` in the currency of ``monetary_value``).
     bgnbd_penalizer, gamma_gamma_penalizer
-        The L2 penalty of the fit that was kept; 0.0 when the plain maximum-likelihood fit was usable.
+        The L2 penalty of the fit that was kept; 0.0 when an unpenalised maximum-likelihood fit was usable.
     customers
-        Rows the BG/NBD was fitted on.
+        Rows the purchase model was fitted on.
     repeat_buyers
         Rows the Gamma-Gamma was fitted on: frequency > 0 and monetary_value > 0.
     notes
         Plain-words report of what happened: fallbacks, customers left out of the spend model, caveats.
     bgnbd_log_likelihood, gamma_gamma_log_likelihood
         Log-likelihood of the data at the kept parameters, without the penalty term.
+    purchase_model
+        One of ``PURCHASE_MODELS``: ``BG/NBD``, ``MBG/NBD`` or ``Pareto/NBD``.
+    purchase_method, spend_method
+        How the kept parameters were found: lifetimes' maximum likelihood, the direct maximisation of the
+        likelihood, or lifetimes' penalised fit.
     """
 
     bgnbd: dict[str, float]
@@ -108,6 +250,9 @@ class ClvFit:
     notes: tuple[str, ...]
     bgnbd_log_likelihood: float
     gamma_gamma_log_likelihood: float
+    purchase_model: str = "BG/NBD"
+    purchase_method: str = MAXIMUM_LIKELIHOOD
+    spend_method: str = MAXIMUM_LIKELIHOOD
 
     @property
     def is_penalised(self) -> bool:
@@ -122,6 +267,9 @@ class ClvFit:
     def as_dict(self) -> dict:
         """JSON-able form, for ``ml.model_runs.parameters``; ``ClvFit.from_dict`` reads it back."""
         return {
+            "purchase_model": self.purchase_model,
+            "purchase_method": self.purchase_method,
+            "spend_method": self.spend_method,
             "bgnbd": dict(self.bgnbd),
             "gamma_gamma": dict(self.gamma_gamma),
             "bgnbd_penalizer": self.bgnbd_penalizer,
@@ -136,32 +284,34 @@ class ClvFit:
 
     @classmethod
     def from_dict(cls, parameters: dict) -> ClvFit:
-        """Rebuild a fit from ``as_dict`` output, e.g. to score again from a stored model run."""
+        """Rebuild a fit from ``as_dict`` output, e.g. to score again from a stored model run (runs stored before
+        the purchase model was recorded are BG/NBD fits by lifetimes)."""
+        purchase_model = parameters.get("purchase_model", "BG/NBD")
         return cls(
-            bgnbd={name: float(parameters["bgnbd"][name]) for name in _BGNBD_PARAMETERS},
-            gamma_gamma={name: float(parameters["gamma_gamma"][name]) for name in _GAMMA_GAMMA_PARAMETERS},
+            bgnbd={name: float(parameters["bgnbd"][name]) for name in _PURCHASE_MODELS[purchase_model].parameters},
+            gamma_gamma={name: float(value) for name, value in parameters["gamma_gamma"].items()},
             bgnbd_penalizer=float(parameters["bgnbd_penalizer"]),
             gamma_gamma_penalizer=float(parameters["gamma_gamma_penalizer"]),
             customers=int(parameters["customers"]),
             repeat_buyers=int(parameters["repeat_buyers"]),
             notes=tuple(parameters["notes"]),
-            bgnbd_log_likelihood=float(parameters["bgnbd_log_likelihood"]),
-            gamma_gamma_log_likelihood=float(parameters["gamma_gamma_log_likelihood"]),
+            bgnbd_log_likelihood=_float_or_nan(parameters["bgnbd_log_likelihood"]),
+            gamma_gamma_log_likelihood=_float_or_nan(parameters["gamma_gamma_log_likelihood"]),
+            purchase_model=purchase_model,
+            purchase_method=parameters.get("purchase_method", MAXIMUM_LIKELIHOOD),
+            spend_method=parameters.get("spend_method", MAXIMUM_LIKELIHOOD),
         )
 
 
+def _float_or_nan(value: object) -> float:
+    """JSON stores NaN as null (``ml.model_runs`` cleans it); read it back as NaN."""
+    return math.nan if value is None else float(value)
+
+
 def _validate(summary: pl.DataFrame, columns: Sequence[str], caller: str) -> None:
-    missing = [column for column in columns if column not in summary.columns]
-    if missing:
-        raise ValueError(f"{caller}: summary lacks column(s) {', '.join(missing)}; needs {', '.join(columns)}")
-    if summary["customer_id"].is_duplicated().any():
-        duplicated = summary.filter(pl.col("customer_id").is_duplicated())["customer_id"].head(3).to_list()
-        raise ValueError(f"{caller}: customer_id must be unique; duplicated: {duplicated}")
-    for column in columns:
-        if column == "customer_id":
-            continue
-        if not summary.schema[column].is_numeric():
-            raise ValueError(f"{caller}: {column} must be numeric, not {summary.schema[column]}")
+    numeric = [column for column in columns if column != "customer_id"]
+    validate_columns(summary, columns, caller, numeric=numeric)
+    for column in numeric:
         if column == "monetary_value":
             continue
         values = summary[column].cast(pl.Float64)
@@ -182,11 +332,50 @@ def _column(summary: pl.DataFrame, column: str) -> np.ndarray:
     return summary[column].cast(pl.Float64).to_numpy().astype(float)
 
 
-def _bgnbd_fitter(params: dict[str, float]) -> BetaGeoFitter:
-    """A BetaGeoFitter that predicts from stored parameters, as lifetimes' own fit leaves it (``params_``)."""
-    fitter = BetaGeoFitter()
-    fitter.params_ = pd.Series([params[name] for name in _BGNBD_PARAMETERS], index=list(_BGNBD_PARAMETERS))
+def _purchase_fitter(model: str, params: dict[str, float]) -> BaseFitter:
+    """A lifetimes fitter of ``model`` that predicts from stored parameters, as its own fit leaves it (``params_``)."""
+    names = _PURCHASE_MODELS[model].parameters
+    fitter = _PURCHASE_MODELS[model].fitter()
+    fitter.params_ = pd.Series([params[name] for name in names], index=list(names))
     return fitter
+
+
+def _fitted_purchases(fit: ClvFit) -> BaseFitter:
+    return _purchase_fitter(fit.purchase_model, fit.bgnbd)
+
+
+def _expected_purchases(model: BaseFitter, t: float, frequency, recency, age) -> np.ndarray:
+    """E[N(t) | x, t_x, T] of a fitted purchase model. The Pareto/NBD's expression takes the log of 0 at t = 0,
+    where it is 0 (without a warning), and see ``_bought_at_the_end``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = model.conditional_expected_number_of_purchases_up_to_time(t, frequency, recency, age)
+    expected = np.asarray(expected, dtype=float)
+    if isinstance(model, ParetoNBDFitter):
+        at_end = _bought_at_the_end(recency, age)
+        if at_end.any():
+            r, alpha, s, beta = (model.params_[name] for name in ("r", "alpha", "s", "beta"))
+            x, age_at_end = np.broadcast_to(frequency, at_end.shape), np.broadcast_to(age, at_end.shape)
+            # Fader & Hardie note 009, eq. 41 with P(alive) = 1
+            alive = (r + x) * (beta + age_at_end) / ((alpha + age_at_end) * (s - 1))
+            alive *= 1 - ((beta + age_at_end) / (beta + age_at_end + t)) ** (s - 1)
+            expected = np.where(at_end, alive, expected)
+    return expected
+
+
+def _p_alive(model: BaseFitter, frequency, recency, age) -> np.ndarray:
+    """P(alive | x, t_x, T) of a fitted purchase model, and see ``_bought_at_the_end``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alive = np.asarray(model.conditional_probability_alive(frequency, recency, age), dtype=float)
+    if isinstance(model, ParetoNBDFitter):
+        alive = np.where(_bought_at_the_end(recency, age), 1.0, alive)
+    return alive
+
+
+def _bought_at_the_end(recency, age) -> np.ndarray:
+    """Customers whose last purchase is at T. The Pareto/NBD is then surely alive (its A_0 term, Fader & Hardie
+    note 009, eq. 19, is 0), but lifetimes computes A_0 as the difference of two equal terms, and scipy's logsumexp
+    gives NaN, not -inf, once they pass exp's range (large s or x), so these customers are taken in closed form."""
+    return np.asarray(np.asarray(recency) >= np.asarray(age))
 
 
 def _gamma_gamma_fitter(params: dict[str, float]) -> GammaGammaFitter:
@@ -200,7 +389,7 @@ def _population_mean_spend(params: dict[str, float]) -> float:
 
 
 def _distinct_rows(**columns: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Identical histories collapsed to one row with a count, which lifetimes takes as ``weights``."""
+    """The compressed sufficient statistics: identical histories collapsed to one row with a count (``weights``)."""
     grouped = pl.DataFrame(columns).group_by(list(columns)).len().sort(list(columns))
     return {name: grouped[name].to_numpy() for name in columns}, grouped["len"].to_numpy()
 
@@ -211,12 +400,8 @@ def _optimizer_says(printed: str) -> str:
     return f"did not converge ({lines[0]})" if lines else "did not converge"
 
 
-class _AttemptFailed(Exception):
-    """One fit attempt failed; the message says why in plain words."""
-
-
 def _run_quietly(fit: Callable[[], object]) -> object:
-    """Run a lifetimes fit without its printing and warnings, turning its errors into ``_AttemptFailed``."""
+    """Run a fit without its printing and warnings, turning its errors into ``_AttemptFailed``."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
@@ -237,48 +422,174 @@ def _unusable_parameters(params: dict[str, float], log_likelihood: float) -> str
     return None
 
 
-def _try_bgnbd(penalizer: float, frequency: np.ndarray, recency: np.ndarray, age: np.ndarray, weights: np.ndarray):
-    fitter = _run_quietly(lambda: BetaGeoFitter(penalizer_coef=penalizer).fit(frequency, recency, age, weights=weights))
-    params = {name: float(fitter.params_[name]) for name in _BGNBD_PARAMETERS}
-    log_likelihood = _bgnbd_log_likelihood(params, frequency, recency, age, weights)
+@dataclass(frozen=True)
+class _Found:
+    """What one fit attempt found: parameters, log-likelihood without penalty, why it is unusable (None if it is
+    usable) and caveats for the notes."""
+
+    params: dict[str, float]
+    log_likelihood: float
+    problem: str | None
+    caveats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    method: str
+    penalizer: float
+    described: str  # completes "with ...": "no penalty", "penalizer 0.01", "the likelihood maximised directly"
+    run: Callable[[], _Found]
+
+
+def _maximise_likelihood(
+    negative_log_likelihood: Callable, args: tuple, size: int, *, exact_gradient: bool = True
+) -> tuple[np.ndarray, object]:
+    """Minimise a negative log-likelihood (a mean over customers, in log-parameters) with L-BFGS-B from each of
+    ``_DIRECT_STARTS`` and keep the lowest finite value. Gradients are exact (autograd, as lifetimes does) when
+    ``exact_gradient``, else finite differences (scipy's two-point)."""
+    objective = value_and_grad(negative_log_likelihood) if exact_gradient else negative_log_likelihood
+    best = None
+    for start in _DIRECT_STARTS:
+        result = minimize(
+            objective,
+            np.full(size, start),
+            jac=exact_gradient,
+            args=args,
+            method="L-BFGS-B",
+            bounds=[(-_LOG_BOUND, _LOG_BOUND)] * size,
+        )
+        if np.isfinite(result.fun) and np.isfinite(result.x).all() and (best is None or result.fun < best.fun):
+            best = result
+    if best is None:
+        raise _AttemptFailed("found no finite likelihood from any starting point")
+    return best.x, best
+
+
+def _direct_caveats(model: str, names: Sequence[str], log_params: np.ndarray, result: object) -> tuple[str, ...]:
+    caveats = []
+    edge = [name for name, value in zip(names, log_params, strict=True) if abs(value) >= _LOG_BOUND - 1e-3]
+    if edge:
+        caveats.append(
+            f"{model} parameter(s) {', '.join(edge)} ran to the edge of the search space: the data do not pin them"
+            " down, and the holdout result shows whether the fit still predicts well"
+        )
+    if not result.success:
+        caveats.append(
+            f"{model}: the direct maximisation of the likelihood stopped before its convergence test was met"
+            f" ({str(result.message).strip()}); its parameters are usable, and the holdout result judges them"
+        )
+    return tuple(caveats)
+
+
+def _check_purchases(
+    model: str, params: dict[str, float], log_likelihood: float, frequency, recency, age
+) -> str | None:
     problem = _unusable_parameters(params, log_likelihood)
-    if problem is None:
-        # A fit can be finite yet sit on a pole of the hypergeometric terms (a + b -> 1, a -> 0): check that it
-        # predicts, for the customers it was fitted on and for a new customer.
-        with np.errstate(all="ignore"):
-            fitted = _bgnbd_fitter(params)
-            expected = np.append(
-                fitted.conditional_expected_number_of_purchases_up_to_time(age.max(), frequency, recency, age),
-                fitted.expected_number_of_purchases_up_to_time(age.max()),
-            )
-            alive = fitted.conditional_probability_alive(frequency, recency, age)
-        if not (np.isfinite(expected).all() and (expected >= 0).all() and np.isfinite(alive).all()):
-            problem = f"gave parameters that cannot predict ({_describe(params)})"
-    return params, log_likelihood, problem
+    if problem is not None:
+        return problem
+    # A fit can be finite yet sit on a pole of the hypergeometric terms (a + b -> 1, a -> 0): check that it
+    # predicts, for the customers it was fitted on and for a new customer.
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = _purchase_fitter(model, params)
+        expected = np.append(
+            _expected_purchases(fitted, age.max(), frequency, recency, age),
+            fitted.expected_number_of_purchases_up_to_time(age.max()),
+        )
+        alive = _p_alive(fitted, frequency, recency, age)
+    if not (np.isfinite(expected).all() and (expected >= 0).all() and np.isfinite(alive).all()):
+        return f"gave parameters that cannot predict ({_describe(params)})"
+    return None
 
 
-def _bgnbd_log_likelihood(params, frequency, recency, age, weights) -> float:
-    """Log-likelihood (FHL 2005a) summed over customers, without penalty, in the caller's time unit."""
-    log_params = np.log([params[name] for name in _BGNBD_PARAMETERS])
-    with np.errstate(all="ignore"):
-        mean_negative = BetaGeoFitter._negative_log_likelihood(log_params, frequency, recency, age, weights, 0.0)
+def _purchase_log_likelihood(model: str, params, frequency, recency, age, weights) -> float:
+    """Log-likelihood (FHL 2005a; Batislam et al. 2007; Fader & Hardie note 009) summed over customers, without
+    penalty, in the caller's time unit."""
+    spec = _PURCHASE_MODELS[model]
+    log_params = np.log([params[name] for name in spec.parameters])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean_negative = spec.negative_log_likelihood(log_params, frequency, recency, age, weights, 0.0)
     return float(-mean_negative * weights.sum())
 
 
-def _try_gamma_gamma(penalizer: float, frequency: np.ndarray, spend: np.ndarray, weights: np.ndarray):
+def _purchase_attempts(model: str, penalizers, frequency, recency, age, weights) -> list[_Attempt]:
+    """lifetimes' maximum likelihood, then the likelihood maximised directly, then lifetimes' penalised fits."""
+    spec = _PURCHASE_MODELS[model]
+
+    def found(params: dict[str, float], caveats: tuple[str, ...] = ()) -> _Found:
+        log_likelihood = _purchase_log_likelihood(model, params, frequency, recency, age, weights)
+        problem = _check_purchases(model, params, log_likelihood, frequency, recency, age)
+        return _Found(params, log_likelihood, problem, caveats if problem is None else ())
+
+    def by_lifetimes(penalizer: float) -> _Found:
+        fitter = _run_quietly(lambda: spec.fit(penalizer, frequency, recency, age, weights))
+        return found({name: float(fitter.params_[name]) for name in spec.parameters})
+
+    def directly() -> _Found:
+        # Time in units of the oldest customer's age, as lifetimes scales it; alpha (and beta) are the scales of
+        # rates, so they scale back with time.
+        scale = 1.0 / age.max()
+        args = (frequency, recency * scale, age * scale, weights, 0.0)
+        log_params, result = _run_quietly(
+            lambda: _maximise_likelihood(
+                spec.negative_log_likelihood, args, len(spec.parameters), exact_gradient=spec.exact_gradient
+            )
+        )
+        params = dict(zip(spec.parameters, np.exp(log_params).tolist(), strict=True))
+        for name in spec.rates:
+            params[name] /= scale
+        return found(params, _direct_caveats(model, spec.parameters, log_params, result))
+
+    return _attempts(penalizers, by_lifetimes, directly)
+
+
+def _attempts(penalizers, by_lifetimes: Callable[[float], _Found], directly: Callable[[], _Found]) -> list[_Attempt]:
+    attempts = []
+    for penalizer in penalizers:
+        if penalizer == 0:
+            attempts.append(_Attempt(MAXIMUM_LIKELIHOOD, 0.0, "no penalty", lambda: by_lifetimes(0.0)))
+            attempts.append(_Attempt(DIRECT_MAXIMUM_LIKELIHOOD, 0.0, "the likelihood maximised directly", directly))
+        else:
+            attempts.append(
+                _Attempt(
+                    PENALISED_MAXIMUM_LIKELIHOOD,
+                    float(penalizer),
+                    f"penalizer {penalizer:g}",
+                    lambda penalizer=penalizer: by_lifetimes(penalizer),
+                )
+            )
+    return attempts
+
+
+def _spend_attempts(penalizers, frequency: np.ndarray, spend: np.ndarray, weights: np.ndarray) -> list[_Attempt]:
     # Spend is fitted in units of its mean, as lifetimes scales time for BG/NBD, so that a penalizer means the same
     # whatever the currency; the maximum-likelihood estimate itself does not depend on the unit (v scales with it).
     scale = float(np.average(spend, weights=weights))
-    fitter = _run_quietly(
-        lambda: GammaGammaFitter(penalizer_coef=penalizer).fit(frequency, spend / scale, weights=weights)
-    )
-    params = {name: float(fitter.params_[name]) for name in _GAMMA_GAMMA_PARAMETERS}
-    params["v"] *= scale
-    log_likelihood = _gamma_gamma_log_likelihood(params, frequency, spend, weights)
-    problem = _unusable_parameters(params, log_likelihood)
-    if problem is None and params["q"] <= 1:
-        problem = f"gave q = {params['q']:.3g} <= 1, for which the population mean spend p v / (q - 1) is undefined"
-    return params, log_likelihood, problem
+
+    def found(params: dict[str, float], caveats: tuple[str, ...] = ()) -> _Found:
+        params = {**params, "v": params["v"] * scale}
+        log_likelihood = _gamma_gamma_log_likelihood(params, frequency, spend, weights)
+        problem = _unusable_parameters(params, log_likelihood)
+        if problem is None and params["q"] <= 1:
+            problem = f"gave q = {params['q']:.3g} <= 1, for which the population mean spend p v / (q - 1) is undefined"
+        return _Found(params, log_likelihood, problem, caveats if problem is None else ())
+
+    def by_lifetimes(penalizer: float) -> _Found:
+        fitter = _run_quietly(
+            lambda: GammaGammaFitter(penalizer_coef=penalizer).fit(frequency, spend / scale, weights=weights)
+        )
+        return found({name: float(fitter.params_[name]) for name in _GAMMA_GAMMA_PARAMETERS})
+
+    def directly() -> _Found:
+        args = (frequency, spend / scale, weights, 0.0)
+        log_params, result = _run_quietly(
+            lambda: _maximise_likelihood(GammaGammaFitter._negative_log_likelihood, args, 3)
+        )
+        params = dict(zip(_GAMMA_GAMMA_PARAMETERS, np.exp(log_params).tolist(), strict=True))
+        return found(params, _direct_caveats("Gamma-Gamma", _GAMMA_GAMMA_PARAMETERS, log_params, result))
+
+    return _attempts(penalizers, by_lifetimes, directly)
 
 
 def _gamma_gamma_log_likelihood(params, frequency, spend, weights) -> float:
@@ -293,35 +604,48 @@ def _describe(params: dict[str, float]) -> str:
     return ", ".join(f"{name} = {value:.4g}" for name, value in params.items())
 
 
-def _first_usable_fit(model: str, attempt: Callable, penalizers: Sequence[float]):
-    """Fit with each penalizer in turn and keep the first usable result; raise ClvFitError if none is."""
+def _first_usable_fit(model: str, attempts: Sequence[_Attempt]) -> tuple[_Found, _Attempt, list[str]]:
+    """Run the attempts in turn and keep the first usable result; raise ClvFitError, naming every try, if none is."""
     failures: list[str] = []
-    for penalizer in penalizers:
+    for attempt in attempts:
         try:
-            params, log_likelihood, problem = attempt(penalizer)
+            outcome = attempt.run()
+            problem = outcome.problem
         except _AttemptFailed as failed:
             problem = str(failed)
         if problem is None:
             notes = []
             if failures:
                 tried = "; with ".join(failures)
-                notes.append(f"{model} was not usable with {tried}; refitted with penalizer {penalizer:g}")
-            elif penalizer > 0:
-                notes.append(f"{model} fitted with penalizer {penalizer:g}, the first one asked for")
-            return params, log_likelihood, penalizer, notes
-        failures.append(f"no penalty, it {problem}" if penalizer == 0 else f"penalizer {penalizer:g}, it {problem}")
+                notes.append(f"{model} was not usable with {tried}; refitted with {attempt.described}")
+            elif attempt.penalizer > 0:
+                notes.append(f"{model} fitted with penalizer {attempt.penalizer:g}, the first one asked for")
+            return outcome, attempt, notes + list(outcome.caveats)
+        failures.append(f"{attempt.described}, it {problem}")
     raise ClvFitError(f"{model} could not be fitted: with {'; with '.join(failures)}")
 
 
-def fit_clv(summary: pl.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZERS, *, spend: bool = True) -> ClvFit:
-    """Fit the BG/NBD purchase model and the Gamma-Gamma spend model to a customer summary.
+def fit_clv(
+    summary: pl.DataFrame,
+    penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+    *,
+    spend: bool = True,
+    purchase_model: str = "BG/NBD",
+) -> ClvFit:
+    """Fit a purchase model (BG/NBD, MBG/NBD or Pareto/NBD) and the Gamma-Gamma spend model to a customer summary.
 
-    Each model is fitted by maximum likelihood with ``lifetimes`` (BG/NBD: FHL 2005a; Gamma-Gamma: Hardie note 025,
-    eq. 1a), trying ``penalizers`` in order and keeping the first fit that is usable: lifetimes did not raise (e.g.
-    ``ConvergenceError``), every parameter is finite and > 0, the log-likelihood is finite, the BG/NBD predicts
-    finite, non-negative purchases for the customers it was fitted on and for a new customer, and the Gamma-Gamma
-    has q > 1 (else the population mean spend p v / (q - 1) is undefined). Customers with identical histories are
-    fitted as one weighted row, which changes nothing but the time taken.
+    Each model is fitted by maximum likelihood (BG/NBD: FHL 2005a; MBG/NBD: Batislam et al. 2007; Pareto/NBD:
+    Schmittlein et al. 1987, Fader & Hardie note 009, eq. 18; Gamma-Gamma: Hardie note 025, eq. 1a) on the
+    compressed sufficient statistics (one weighted row per distinct history). For each of ``penalizers`` in order,
+    0 meaning two attempts: lifetimes' fit, then, if lifetimes gives up (``ConvergenceError``; for the Pareto/NBD,
+    Nelder-Mead stopping on its iteration limit) or its result is unusable, the likelihood maximised directly
+    (L-BFGS-B over the log-parameters in [-12, 12], two starting points; exact gradients, finite differences for
+    the Pareto/NBD); a positive penalizer means lifetimes' penalised fit. The first usable result is kept: every
+    parameter finite and > 0, the log-likelihood finite, the purchase model predicting finite, non-negative
+    purchases and P(alive) for the customers it was fitted on and for a new customer, and the Gamma-Gamma with
+    q > 1 (else the population mean spend p v / (q - 1) is undefined). The optimiser's own convergence flag does
+    not decide: a direct fit whose optimiser stopped early or whose parameters ran to the edge of the search space
+    is kept, with a note, and judged by its holdout result (``models_ml.clv_holdout``).
 
     Parameters
     ----------
@@ -333,66 +657,82 @@ def fit_clv(summary: pl.DataFrame, penalizers: Sequence[float] = DEFAULT_PENALIZ
     spend
         Fit the Gamma-Gamma spend model too. Without it the fit serves ``predict_purchases`` only (its
         ``gamma_gamma`` is empty), and a spend model that cannot be fitted cannot take the purchase model with it.
+    purchase_model
+        One of ``PURCHASE_MODELS``: ``BG/NBD`` (the default), ``MBG/NBD`` or ``Pareto/NBD``.
 
     Returns
     -------
     ClvFit
-        Parameters, the penalties used, counts and notes. The BG/NBD is fitted on every row; the Gamma-Gamma on
-        rows with frequency > 0 and monetary_value > 0. Others get the population mean spend when predicting.
+        Parameters, the method and penalties used, counts and notes. The purchase model is fitted on every row;
+        the Gamma-Gamma on rows with frequency > 0 and monetary_value > 0. Others get the population mean spend
+        when predicting.
 
     Raises
     ------
     ClvFitError
-        When every penalizer fails for either model, naming the model and why; fall back to ``baseline_clv``.
+        When the summary has no customers or no time to observe them, or every attempt fails for either model,
+        naming the model and why; fall back to ``baseline_clv``. An ``InsufficientDataError``.
     ValueError
         When the summary breaks its contract, naming the column.
     """
     _validate(summary, SUMMARY_COLUMNS, "fit_clv")
-    if summary.is_empty():
-        raise ValueError("fit_clv: the summary has no customers")
     if not penalizers or any(not math.isfinite(penalizer) or penalizer < 0 for penalizer in penalizers):
         raise ValueError(f"fit_clv: penalizers must be a non-empty sequence of finite values >= 0, not {penalizers}")
+    if purchase_model not in _PURCHASE_MODELS:
+        raise ValueError(f"fit_clv: purchase_model must be one of {PURCHASE_MODELS}, not {purchase_model!r}")
+    if summary.is_empty():
+        raise ClvFitError("fit_clv: the summary has no customers, so there is nothing to fit")
+    if summary["T"].max() <= 0:
+        raise ClvFitError(
+            "fit_clv: every customer first bought at the cutoff, so there has been no time to see a repeat purchase"
+        )
 
     histories, weights = _distinct_rows(
         frequency=_column(summary, "frequency"), recency=_column(summary, "recency"), age=_column(summary, "T")
     )
-    bgnbd, bgnbd_log_likelihood, bgnbd_penalizer, notes = _first_usable_fit(
-        "BG/NBD", lambda penalizer: _try_bgnbd(penalizer, weights=weights, **histories), penalizers
+    purchases, purchase_attempt, notes = _first_usable_fit(
+        purchase_model, _purchase_attempts(purchase_model, penalizers, weights=weights, **histories)
     )
+    fitted = {
+        "bgnbd": purchases.params,
+        "bgnbd_penalizer": purchase_attempt.penalizer,
+        "customers": summary.height,
+        "bgnbd_log_likelihood": purchases.log_likelihood,
+        "purchase_model": purchase_model,
+        "purchase_method": purchase_attempt.method,
+    }
     if not spend:
         return ClvFit(
-            bgnbd=bgnbd,
+            **fitted,
             gamma_gamma={},
-            bgnbd_penalizer=float(bgnbd_penalizer),
             gamma_gamma_penalizer=0.0,
-            customers=summary.height,
             repeat_buyers=0,
             notes=tuple(notes),
-            bgnbd_log_likelihood=bgnbd_log_likelihood,
             gamma_gamma_log_likelihood=math.nan,
         )
 
     repeat = summary.filter((pl.col("frequency") > 0) & (pl.col("monetary_value") > 0))
     if repeat.is_empty():
-        raise ClvFitError("Gamma-Gamma could not be fitted: no customer has a repeat purchase with positive value")
+        raise ClvFitError(
+            "Gamma-Gamma could not be fitted: no customer has a repeat purchase with positive value, so there is no"
+            " spend per repeat purchase to learn from"
+        )
     spends, spend_weights = _distinct_rows(
         frequency=_column(repeat, "frequency"), spend=_column(repeat, "monetary_value")
     )
-    gamma_gamma, gamma_gamma_log_likelihood, gamma_gamma_penalizer, spend_notes = _first_usable_fit(
-        "Gamma-Gamma", lambda penalizer: _try_gamma_gamma(penalizer, weights=spend_weights, **spends), penalizers
+    gamma_gamma, spend_attempt, spend_notes = _first_usable_fit(
+        "Gamma-Gamma", _spend_attempts(penalizers, weights=spend_weights, **spends)
     )
     notes += spend_notes
-    notes += _spend_model_notes(summary, repeat, gamma_gamma)
+    notes += _spend_model_notes(summary, repeat, gamma_gamma.params)
     return ClvFit(
-        bgnbd=bgnbd,
-        gamma_gamma=gamma_gamma,
-        bgnbd_penalizer=float(bgnbd_penalizer),
-        gamma_gamma_penalizer=float(gamma_gamma_penalizer),
-        customers=summary.height,
+        **fitted,
+        gamma_gamma=gamma_gamma.params,
+        gamma_gamma_penalizer=spend_attempt.penalizer,
         repeat_buyers=repeat.height,
         notes=tuple(notes),
-        bgnbd_log_likelihood=bgnbd_log_likelihood,
-        gamma_gamma_log_likelihood=gamma_gamma_log_likelihood,
+        gamma_gamma_log_likelihood=gamma_gamma.log_likelihood,
+        spend_method=spend_attempt.method,
     )
 
 
@@ -459,7 +799,8 @@ def _clv_frame(
 def predict_clv(fit: ClvFit, summary: pl.DataFrame, horizon_months: int, annual_discount_rate: float) -> pl.DataFrame:
     """Expected purchases, spend and discounted lifetime value of each customer over a horizon, from a fit.
 
-    Expected purchases are the BG/NBD conditional expectation E[N(t) | x, t_x, T] (FHL 2005a, eq. 10) over
+    Expected purchases are the purchase model's conditional expectation E[N(t) | x, t_x, T] (BG/NBD: FHL 2005a,
+    eq. 10; MBG/NBD: Batislam et al. 2007; Pareto/NBD: Fader & Hardie note 009, eq. 41) over
     t = ``horizon_months`` * 365.25 / 12 days; spend per purchase is the Gamma-Gamma conditional expectation
     (Hardie note 025, eq. 5) for repeat buyers with positive spend and the population mean p v / (q - 1) for
     everyone else. CLV discounts each month's expected purchases from the end of the month:
@@ -485,17 +826,15 @@ def predict_clv(fit: ClvFit, summary: pl.DataFrame, horizon_months: int, annual_
     _validate(summary, SUMMARY_COLUMNS, "predict_clv")
     _validate_horizon("predict_clv", horizon_months, annual_discount_rate)
     frequency, recency, age = (_column(summary, name) for name in ("frequency", "recency", "T"))
-    purchases = _bgnbd_fitter(fit.bgnbd)
+    purchases = _fitted_purchases(fit)
 
     def cumulative(t: float) -> np.ndarray:
-        return np.asarray(
-            purchases.conditional_expected_number_of_purchases_up_to_time(t, frequency, recency, age), dtype=float
-        )
+        return _expected_purchases(purchases, t, frequency, recency, age)
 
     spend = _spend_per_purchase(fit, frequency, _column(summary, "monetary_value"))
     return _clv_frame(
         summary,
-        p_alive=purchases.conditional_probability_alive(frequency, recency, age),
+        p_alive=_p_alive(purchases, frequency, recency, age),
         expected_purchases=cumulative(horizon_months * DAYS_PER_MONTH),
         spend_per_purchase=spend,
         discounted_purchases=_discounted_purchases(cumulative, horizon_months, annual_discount_rate),
@@ -573,8 +912,10 @@ def _historical_spend(summary: pl.DataFrame) -> np.ndarray:
     else:
         own = repeat_spend
     spend = summary.select(own.alias("spend"))["spend"].fill_nan(None)
-    if spend.null_count() == spend.len() and spend.len():
-        raise ValueError(
+    if spend.is_empty():
+        return np.empty(0)
+    if spend.null_count() == spend.len():
+        raise InsufficientDataError(
             "baseline_clv: no customer has a spend figure (average_order_value, or monetary_value of a repeat"
             " buyer); add average_order_value to the summary"
         )
@@ -582,9 +923,11 @@ def _historical_spend(summary: pl.DataFrame) -> np.ndarray:
 
 
 def predict_purchases(fit: ClvFit, summary: pl.DataFrame, days: float) -> pl.DataFrame:
-    """Expected repeat purchases in the next ``days`` and the probability of being alive, from the BG/NBD.
+    """Expected repeat purchases in the next ``days`` and the probability of being alive, from the purchase model.
 
-    E[N(t) | x, t_x, T] is FHL 2005a, eq. 10; P(alive | x, t_x, T) is Hardie note 021 (1 for frequency 0).
+    For the BG/NBD, E[N(t) | x, t_x, T] is FHL 2005a, eq. 10 and P(alive | x, t_x, T) is Hardie note 021 (1 for
+    frequency 0); the MBG/NBD's (Batislam et al. 2007) let a one-time buyer have lapsed too, and so do the
+    Pareto/NBD's (Fader & Hardie note 009, eqs. 41 and 36-37), whose customers may lapse at any time.
     ``days`` is in the summary's time unit (weeks for the CDNOW reproduction, days in the pipeline).
 
     Returns
@@ -596,15 +939,12 @@ def predict_purchases(fit: ClvFit, summary: pl.DataFrame, days: float) -> pl.Dat
     if not math.isfinite(days) or days < 0:
         raise ValueError(f"predict_purchases: days must be >= 0, not {days!r}")
     frequency, recency, age = (_column(summary, name) for name in ("frequency", "recency", "T"))
-    purchases = _bgnbd_fitter(fit.bgnbd)
+    purchases = _fitted_purchases(fit)
     return pl.DataFrame(
         {
             "customer_id": summary["customer_id"],
-            "expected_purchases": np.asarray(
-                purchases.conditional_expected_number_of_purchases_up_to_time(days, frequency, recency, age),
-                dtype=float,
-            ),
-            "p_alive": np.asarray(purchases.conditional_probability_alive(frequency, recency, age), dtype=float),
+            "expected_purchases": _expected_purchases(purchases, days, frequency, recency, age),
+            "p_alive": _p_alive(purchases, frequency, recency, age),
         }
     )
 
@@ -653,7 +993,8 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
     dict
         ``customers``, ``mae_purchases`` (mean absolute error per customer), ``total_predicted_purchases``,
         ``total_actual_purchases``, ``spearman_purchases`` (rank correlation, NaN if either side is constant); and,
-        when both frames carry spend, ``mae_spend``, ``spearman_spend``, ``total_predicted_spend``,
+        when both frames carry spend, ``mae_spend``, ``spearman_spend``, ``total_predicted_spend``, (and for both,
+        ``rmse_`` the root mean squared error),
         ``total_actual_spend``.
     """
     for frame, name, columns in (
@@ -676,7 +1017,9 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
     for forecast, observed, label in pairs:
         forecast_values = joined[forecast].cast(pl.Float64).fill_null(0.0).to_numpy()
         observed_values = joined[observed].cast(pl.Float64).fill_null(0.0).to_numpy()
-        metrics[f"mae_{label}"] = float(np.mean(np.abs(forecast_values - observed_values))) if joined.height else 0.0
+        errors = forecast_values - observed_values
+        metrics[f"mae_{label}"] = float(np.mean(np.abs(errors))) if joined.height else 0.0
+        metrics[f"rmse_{label}"] = float(np.sqrt(np.mean(errors**2))) if joined.height else 0.0
         metrics[f"total_predicted_{label}"] = float(forecast_values.sum())
         metrics[f"total_actual_{label}"] = float(observed_values.sum())
         metrics[f"spearman_{label}"] = _spearman(forecast_values, observed_values)
@@ -684,12 +1027,15 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
 
 
 def _purchases_quantile(fit: ClvFit, age: float, quantile: float, cap: int) -> int:
-    """Smallest n with P(N(age) <= n) >= quantile for a new customer (FHL 2005a, eq. 8), at most ``cap``."""
-    model = _bgnbd_fitter(fit.bgnbd)
+    """Smallest n with P(N(age) <= n) >= quantile for a new customer (BG/NBD: FHL 2005a, eq. 8; Pareto/NBD:
+    Fader & Hardie note 028 with no history), at most ``cap``."""
+    model = _fitted_purchases(fit)
+    new_customer_purchases = _PURCHASE_MODELS[fit.purchase_model].new_customer_purchases
     cumulative = 0.0
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         for n in range(cap + 1):
-            cumulative += float(model.probability_of_n_purchases_up_to_time(age, n))
+            cumulative += float(new_customer_purchases(model, age, n))
             if not math.isfinite(cumulative) or cumulative >= quantile:
                 return max(n, 1)
     return cap
@@ -705,9 +1051,10 @@ def frequency_recency_matrix(
 ) -> pl.DataFrame:
     """Expected purchases and P(alive) over a grid of histories, for a customer of age ``T``, as data to plot.
 
-    The data behind lifetimes' ``plot_frequency_recency_matrix`` and ``plot_probability_alive_matrix`` (FHL 2005a,
-    eq. 10; Hardie note 021): one row per (frequency, recency) with the expected repeat purchases in the next
-    ``days`` and the probability the customer is still alive. With frequency 0 neither depends on recency.
+    The data behind lifetimes' ``plot_frequency_recency_matrix`` and ``plot_probability_alive_matrix``, from the
+    fit's purchase model (as ``predict_purchases``): one row per (frequency, recency) with the expected repeat
+    purchases in the next ``days`` and the probability the customer is still alive. With frequency 0 neither
+    depends on recency.
 
     Parameters
     ----------
@@ -718,8 +1065,8 @@ def frequency_recency_matrix(
     days
         Horizon of the expected purchases, in the same unit.
     max_frequency
-        Largest frequency on the grid; by default the 99th percentile of the repeat purchases the fitted BG/NBD
-        gives a new customer over ``T`` (FHL 2005a, eq. 8), at least 1 and at most 100.
+        Largest frequency on the grid; by default the 99th percentile of the repeat purchases the fitted purchase
+        model gives a new customer over ``T`` (BG/NBD: FHL 2005a, eq. 8), at least 1 and at most 100.
     max_recency
         Largest recency on the grid, at most ``T`` (the default).
     cells
@@ -749,14 +1096,15 @@ def frequency_recency_matrix(
     order = np.lexsort((recency, frequency))
     frequency, recency = frequency[order], recency[order]
     age = np.full(frequency.shape, float(T))
-    model = _bgnbd_fitter(fit.bgnbd)
+    # A customer who never came back has recency 0 (the summary contract); the MBG/NBD's and Pareto/NBD's formulas
+    # would read any other recency, so the frequency-0 row of the grid is that one history throughout.
+    history_recency = np.where(frequency == 0, 0.0, recency)
+    model = _fitted_purchases(fit)
     return pl.DataFrame(
         {
             "frequency": frequency.astype(np.int64),
             "recency": recency.astype(float),
-            "expected_purchases": np.asarray(
-                model.conditional_expected_number_of_purchases_up_to_time(days, frequency, recency, age), dtype=float
-            ),
-            "p_alive": np.asarray(model.conditional_probability_alive(frequency, recency, age), dtype=float),
+            "expected_purchases": _expected_purchases(model, days, frequency, history_recency, age),
+            "p_alive": _p_alive(model, frequency, history_recency, age),
         }
     )

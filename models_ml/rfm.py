@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from models_ml.validation import validate_columns
+
 REQUIRED_COLUMNS = ("customer_id", "days_since_last_order", "frequency", "monetary")
 
 # (recency score, frequency score) -> segment: the standard RFM segment map. Monetary value refines the cell but
@@ -34,12 +36,7 @@ assert len(SEGMENT_BY_CELL) == 25, "every (recency, frequency) cell must have ex
 
 
 def _validate(customers: pl.DataFrame) -> None:
-    missing = [column for column in REQUIRED_COLUMNS if column not in customers.columns]
-    if missing:
-        raise ValueError(f"rfm: input lacks column(s) {', '.join(missing)}; needs {', '.join(REQUIRED_COLUMNS)}")
-    if customers["customer_id"].is_duplicated().any():
-        duplicated = customers.filter(pl.col("customer_id").is_duplicated())["customer_id"].head(3).to_list()
-        raise ValueError(f"rfm: customer_id must be unique; duplicated: {duplicated}")
+    validate_columns(customers, REQUIRED_COLUMNS, "rfm", numeric=REQUIRED_COLUMNS[1:])
     if customers["days_since_last_order"].null_count():
         raise ValueError("rfm: days_since_last_order has nulls; score only customers who have ordered")
 
@@ -62,7 +59,8 @@ def score_rfm(customers: pl.DataFrame) -> pl.DataFrame:
     ----------
     customers
         One row per customer who has ordered: ``customer_id``, ``days_since_last_order`` (recency, days before
-        the cutoff), ``frequency`` (orders in the RFM window) and ``monetary`` (net revenue in the window).
+        the cutoff), ``frequency`` (orders in the RFM window) and ``monetary`` (net revenue in the window). A null
+        frequency or monetary value means no order in the window and scores as 0.
 
     Returns
     -------
@@ -71,7 +69,7 @@ def score_rfm(customers: pl.DataFrame) -> pl.DataFrame:
         ``rfm_cell`` (e.g. ``"545"``) and ``segment``.
     """
     _validate(customers)
-    scored = customers.with_columns(
+    scored = customers.with_columns(pl.col("frequency", "monetary").fill_null(0)).with_columns(
         recency_score=quintile_score(pl.col("days_since_last_order"), higher_is_better=False),
         frequency_score=quintile_score(pl.col("frequency")),
         monetary_score=quintile_score(pl.col("monetary")),

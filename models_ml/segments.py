@@ -24,7 +24,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-KEY = "customer_id"
+from models_ml.validation import KEY, InsufficientDataError, validate_columns
+
 PROFILE_COLUMNS = ("cluster", "cluster_name", "customers", "customer_share", "description")
 TIE_TOLERANCE = 0.005  # a smaller k whose silhouette is within this of the best is preferred
 NOTABLE_Z = 0.5  # |z| from which a feature is said to differ ("more" / "less")
@@ -91,6 +92,23 @@ class Segmentation:
         }
 
 
+def no_segments(customers: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The assignments and profiles of a run that segments nobody: no rows, the columns of a ``Segmentation``."""
+    assignments = pl.DataFrame(
+        schema={KEY: customers.schema[KEY], "cluster": pl.Int32, "cluster_name": pl.String, "distance": pl.Float64}
+    )
+    profiles = pl.DataFrame(
+        schema={
+            "cluster": pl.Int32,
+            "cluster_name": pl.String,
+            "customers": pl.Int64,
+            "customer_share": pl.Float64,
+            "description": pl.String,
+        }
+    )
+    return assignments, profiles
+
+
 def _validate(
     customers: pl.DataFrame, features: Sequence[str], log_features: Sequence[str], k_range: Sequence[int]
 ) -> None:
@@ -104,21 +122,10 @@ def _validate(
     reserved = [f for f in features if f in (KEY, *PROFILE_COLUMNS)]
     if reserved:
         raise ValueError(f"segments: feature name(s) {', '.join(reserved)} clash with output columns; rename them")
-    missing = [column for column in (KEY, *features) if column not in customers.columns]
-    if missing:
-        raise ValueError(f"segments: input lacks column(s) {', '.join(missing)}")
+    validate_columns(customers, features, "segments", key=KEY, numeric=features)
     unknown_log = [f for f in log_features if f not in features]
     if unknown_log:
         raise ValueError(f"segments: log_features not among the features: {', '.join(unknown_log)}")
-    for column in features:
-        dtype = customers.schema[column]
-        if not (dtype.is_numeric() or dtype == pl.Boolean):
-            raise ValueError(f"segments: feature {column} is {dtype}, not numeric")
-    if customers[KEY].null_count():
-        raise ValueError(f"segments: {KEY} has nulls")
-    if customers[KEY].is_duplicated().any():
-        duplicated = customers.filter(pl.col(KEY).is_duplicated())[KEY].unique(maintain_order=True).head(3)
-        raise ValueError(f"segments: {KEY} must be unique; duplicated: {duplicated.to_list()}")
     for column in features:
         values = customers[column]
         nulls = values.null_count() + (values.is_nan().sum() if values.dtype.is_float() else 0)
@@ -255,7 +262,7 @@ def segment_customers(
     k_range
         The numbers of clusters to try, each at least 2. Ks that would leave fewer than two sampled customers
         per cluster on average (or more clusters than distinct sampled profiles) are left out, and the
-        ``criterion`` says so; fewer than 4 customers is an error.
+        ``criterion`` says so; fewer than 4 customers cannot be segmented (``InsufficientDataError``).
     sample_size
         How many customers to fit and score on; the silhouette costs the square of this.
     seed
@@ -271,6 +278,14 @@ def segment_customers(
     Segmentation
         Assignments, one profile row per cluster with a description in words, the k selection table, the
         chosen k and the criterion; clusters are numbered 1..k by size, largest first.
+
+    Raises
+    ------
+    InsufficientDataError
+        When the data cannot be segmented: fewer than 4 customers, every feature the same for everyone, or no k
+        with two customers per cluster and a distinct profile per cluster. The reason is in plain words.
+    ValueError
+        When the input breaks its contract (a missing, non-numeric or unfilled feature, a duplicated key).
 
     Notes
     -----
@@ -292,7 +307,7 @@ def segment_customers(
         raise ValueError(f"segments: n_init must be at least 1; got {n_init}")
     n = customers.height
     if n < MIN_CUSTOMERS:
-        raise ValueError(f"segments: {n} customer(s) is too few to segment; need at least {MIN_CUSTOMERS}")
+        raise InsufficientDataError(f"segments: {n} customer(s) is too few to segment; need at least {MIN_CUSTOMERS}")
     features = list(features)
     label_of = {f: (labels or {}).get(f) or _default_label(f) for f in features}
 
@@ -305,7 +320,9 @@ def segment_customers(
     dropped = {features[j]: f"the same value ({_format(raw[0, j], 'count')}) for every customer" for j in constant}
     kept = [j for j in range(len(features)) if j not in constant]
     if not kept:
-        raise ValueError("segments: every feature has the same value for every customer; nothing to segment on")
+        raise InsufficientDataError(
+            "segments: every feature has the same value for every customer; nothing to segment on"
+        )
     matrix = np.ascontiguousarray(StandardScaler().fit_transform(transformed[:, kept]))
     del transformed  # a million customers: keep only the raw values (for means) and the standardised matrix
 
@@ -316,7 +333,7 @@ def segment_customers(
     distinct = len(np.unique(sample, axis=0))
     ks = _usable_ks(requested, len(sample), distinct)
     if not ks:
-        raise ValueError(
+        raise InsufficientDataError(
             f"segments: no k in {requested} fits {len(sample)} sampled customers with {distinct} distinct "
             "profiles; k-means needs two customers per cluster on average and a distinct profile per cluster"
         )
@@ -415,4 +432,4 @@ def segment_customers(
     )
 
 
-__all__ = ["Segmentation", "segment_customers"]
+__all__ = ["Segmentation", "no_segments", "segment_customers"]

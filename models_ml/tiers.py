@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from models_ml.validation import InsufficientDataError, validate_columns
+
 TIERS = ("bronze", "silver", "gold", "platinum")
 REQUIRED_COLUMNS = ("customer_id", "loyalty_tier", "trailing_12m_net_revenue", "expected_spend_12m")
 
@@ -35,7 +37,8 @@ def tier_movement(customers: pl.DataFrame, thresholds: Mapping[str, float], *, c
     ----------
     customers
         ``customer_id``, ``loyalty_tier`` (bronze, silver, gold, platinum), ``trailing_12m_net_revenue`` and
-        ``expected_spend_12m`` (predicted net spend over the next 12 months).
+        ``expected_spend_12m`` (predicted net spend over the next 12 months; null where there is no prediction:
+        that customer is ``stable``, with no predicted tier).
     thresholds
         Minimum trailing 12-month spend of ``silver``, ``gold`` and ``platinum``.
     closeness
@@ -46,19 +49,31 @@ def tier_movement(customers: pl.DataFrame, thresholds: Mapping[str, float], *, c
     polars.DataFrame
         The input columns plus ``predicted_tier`` (the tier the predicted spend earns), ``next_tier``,
         ``spend_to_next_tier`` (what is missing today), ``movement`` and ``reason`` (in words).
+
+    Raises
+    ------
+    InsufficientDataError
+        When no customer has a predicted spend: without lifetime-value scores nobody's movement can be predicted.
+    ValueError
+        When the input breaks its contract (a missing column, an unknown tier, closeness out of range).
     """
-    missing = [column for column in REQUIRED_COLUMNS if column not in customers.columns]
-    if missing:
-        raise ValueError(f"tier_movement: input lacks column(s) {', '.join(missing)}")
+    validate_columns(customers, REQUIRED_COLUMNS, "tier_movement", numeric=REQUIRED_COLUMNS[2:])
     unknown = set(customers["loyalty_tier"].drop_nulls().unique().to_list()) - set(TIERS)
     if unknown:
         raise ValueError(f"tier_movement: loyalty_tier has unknown value(s) {sorted(unknown)}; expected {TIERS}")
     if not 0 < closeness <= 1:
         raise ValueError(f"tier_movement: closeness must be in (0, 1], got {closeness}")
+    if customers.height and customers["expected_spend_12m"].null_count() == customers.height:
+        raise InsufficientDataError(
+            "tier_movement: no customer has a predicted 12-month spend (there are no lifetime-value scores), so"
+            " nobody can be predicted to move up or down a tier"
+        )
     floor = {"bronze": 0.0, **{tier: float(thresholds[tier]) for tier in TIERS[1:]}}
     next_tier = {tier: TIERS[index + 1] for index, tier in enumerate(TIERS[:-1])}
     frame = customers.with_columns(
-        predicted_tier=_tier_of(pl.col("expected_spend_12m"), floor),
+        predicted_tier=pl.when(pl.col("expected_spend_12m").is_not_null()).then(
+            _tier_of(pl.col("expected_spend_12m"), floor)
+        ),
         next_tier=pl.col("loyalty_tier").replace_strict(next_tier, default=None, return_dtype=pl.String),
         tier_floor=pl.col("loyalty_tier").replace_strict(floor, default=None, return_dtype=pl.Float64),
     ).with_columns(

@@ -129,6 +129,33 @@ select
 from categories
 """
 
+# The canonical inputs a model can be fed from, as feature groups: sales (orders), returns (refunds on them), crm
+# (support cases), marketing (campaign sends and responses), web (sessions), callcenter (calls). Only sales is
+# required; any other source may be absent, and a model run records which of its groups had data.
+INPUT_GROUPS = ("sales", "returns", "crm", "marketing", "web", "callcenter")
+MODEL_INPUTS = {
+    "rfm": ("sales", "returns"),
+    "clv": ("sales", "returns"),
+    "churn": INPUT_GROUPS,
+    "tier_movement": ("sales", "returns"),
+    "behaviour_segments": INPUT_GROUPS,
+}
+
+INPUTS_SQL = """
+select 'sales' as input_group, count(*) as rows from marts.fct_orders where order_date < $cutoff
+union all
+select 'returns', count(*) from marts.fct_orders where order_date < $cutoff and refund_amount > 0
+union all
+select
+    case interaction_type
+        when 'support_case' then 'crm' when 'web_session' then 'web' when 'call' then 'callcenter' else 'marketing'
+    end,
+    count(*)
+from marts.fct_interactions
+where occurred_date < $cutoff and customer_id is not null and interaction_type != 'order'
+group by all
+"""
+
 FEATURE_LABELS = {
     "recency_days": "days since the last order",
     "tenure_days": "days since the first order",
@@ -185,6 +212,29 @@ def behaviour(connection: duckdb.DuckDBPyConnection, cutoff: date) -> pl.DataFra
     return frame.join(shares.select("customer_id", *categories), on="customer_id", how="left").with_columns(
         pl.col(categories).fill_null(0.0)
     )
+
+
+def available_inputs(connection: duckdb.DuckDBPyConnection, cutoff: date) -> dict[str, int]:
+    """Rows before ``cutoff`` in each input group of ``INPUT_GROUPS`` (0 for a source that sent nothing); only
+    touchpoints resolved to a customer count, as only those reach the features."""
+    rows = dict(connection.sql(INPUTS_SQL, params={"cutoff": cutoff}).fetchall())
+    return {group: int(rows.get(group, 0)) for group in INPUT_GROUPS}
+
+
+def describe_inputs(model: str, available: dict[str, int]) -> tuple[list[str], str | None]:
+    """The input groups ``model`` reads that had data, and a plain sentence when some it reads had none (e.g.
+    "churn ran on sales only: no returns, crm, marketing, web or callcenter data before the cutoff.")."""
+    wanted = MODEL_INPUTS[model]
+    used = [group for group in wanted if available.get(group, 0) > 0]
+    empty = [group for group in wanted if group not in used]
+    if not empty:
+        return used, None
+    ran_on = f"{used[0]} only" if len(used) == 1 else _listed(used, "and") if used else "no data"
+    return used, f"{model} ran on {ran_on}: no {_listed(empty, 'or')} data before the cutoff."
+
+
+def _listed(words: list[str], conjunction: str) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {conjunction} {words[-1]}"
 
 
 def feature_label(feature: str) -> str:

@@ -1,5 +1,6 @@
-"""ml.model_runs: one row per model fit or scoring, with its parameters, its figures beside its baseline's, and
-which scores the run published (the model's, or the baseline's when the model did worse or failed)."""
+"""ml.model_runs: one row per model fit or scoring, with its parameters, its figures beside its baseline's, which
+scores the run published (the model's, or the baseline's when the model did worse or failed) and which canonical
+inputs fed it (``inputs``: the feature groups that had data, e.g. ``["sales"]`` when only sales exports exist)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import date, datetime
 
 import duckdb
 import polars as pl
+
+from models_ml import Verdict
 
 ML_SCHEMA = "ml"
 
@@ -29,6 +32,7 @@ _COLUMNS = {
     "score_source": "varchar",
     "notes": "varchar",
     "duration_seconds": "double",
+    "inputs": "json",
 }
 
 
@@ -49,6 +53,14 @@ class ModelRun:
     training_from: date | None = None
     training_to: date | None = None
     notes: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+
+    def judged(self, verdict: Verdict) -> None:
+        """Take the verdict of the model's protocol: whose scores are published, the figures and why."""
+        self.score_source, self.beats_baseline = verdict.score_source, verdict.beats_baseline
+        self.metrics = dict(verdict.metrics)
+        self.baseline_metrics = None if verdict.baseline_metrics is None else dict(verdict.baseline_metrics)
+        self.notes.extend(verdict.notes)
 
     @property
     def model_run_id(self) -> str:
@@ -83,8 +95,9 @@ def record_model_run(connection: duckdb.DuckDBPyConnection, run: ModelRun) -> st
         "baseline_metrics": None if run.baseline_metrics is None else _json(run.baseline_metrics),
         "beats_baseline": run.beats_baseline,
         "score_source": run.score_source,
-        "notes": " ".join(run.notes) or None,
+        "notes": " ".join(note if note.endswith((".", "?", "!")) else f"{note}." for note in run.notes) or None,
         "duration_seconds": (finished_at - run.started_at).total_seconds(),
+        "inputs": _json(run.inputs),
     }
     connection.execute(f"delete from {ML_SCHEMA}.model_runs where model_run_id = ?", [run.model_run_id])
     names = ", ".join(values)

@@ -119,8 +119,13 @@ def test_a_model_that_cannot_be_fitted_publishes_the_baseline_and_warns(tmp_path
         connection.execute(
             """create table marts.fct_orders as
             select 'C' || lpad(i::varchar, 4, '0') as customer_id,
-                   date '2025-01-01' + (i % 200)::integer + day as order_date, 25.0 + i % 7 as net_revenue
+                   date '2025-01-01' + (i % 200)::integer + day as order_date, 25.0 + i % 7 as net_revenue,
+                   0.0 as refund_amount
             from range(300) as t(i), (values (0), (1)) as d(day)"""
+        )
+        connection.execute(  # no touchpoint but orders: sales is the only input
+            """create table marts.fct_interactions (customer_id varchar, interaction_type varchar,
+            occurred_date date)"""
         )
     settings = load_settings().replace(warehouse_path=path)
     clv = next(asset for asset in build_ml_assets(settings) if asset.key == dg.AssetKey(["ml", "clv_scores"]))

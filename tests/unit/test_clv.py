@@ -1,14 +1,24 @@
+import contextlib
+import io
 import json
 import math
 from datetime import date
 from pathlib import Path
 
+import duckdb
+import lifetimes
 import numpy as np
 import polars as pl
 import pytest
+from lifetimes import BetaGeoFitter
+from lifetimes.utils import ConvergenceError
 
 from models_ml.clv import (
     DAYS_PER_MONTH,
+    DEFAULT_PENALIZERS,
+    DIRECT_MAXIMUM_LIKELIHOOD,
+    MAXIMUM_LIKELIHOOD,
+    PURCHASE_MODELS,
     SUMMARY_COLUMNS,
     ClvFit,
     ClvFitError,
@@ -20,6 +30,8 @@ from models_ml.clv import (
     predict_clv,
     predict_purchases,
 )
+from models_ml.clv_holdout import HOLDOUT_FIGURE, choose_clv, rank_candidates
+from pipelines.ml.features import clv_summary, window_actuals
 
 CDNOW_SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "cdnow" / "CDNOW_sample.txt"
 CDNOW_CALIBRATION_END = date(1997, 9, 30)
@@ -61,6 +73,66 @@ def simulate_summary(customers: int, seed: int, parameters: dict[str, float] = T
             "monetary_value": np.where(frequency > 0, mean_spend, np.nan),
         }
     ).with_columns(pl.col("monetary_value").fill_nan(None))
+
+
+def simulate_history(
+    customers: int, seed: int, parameters: dict[str, float], holdout_days: int
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A BG/NBD + Gamma-Gamma base observed at a calibration cutoff and again ``holdout_days`` later.
+
+    Returns the calibration summary (with ``average_order_value``, in whole days), what each customer did in the
+    holdout (``purchases``, ``spend``; customers who bought nothing are absent) and the summary at the end of the
+    holdout, as the pipeline builds them. Each customer first bought 30-730 days before the calibration cutoff;
+    arrivals in the calibration period and in the holdout are independent Poisson counts, the repeat purchases a
+    customer makes before lapsing are Geometric(p) on 1, 2, ... (FHL 2005a), and the x-th of n uniform arrivals
+    in (0, T] is at T * Beta(x, n - x + 1). Spend is drawn as in ``simulate_summary``.
+    """
+    r, alpha, a, b, p, q, v = (parameters[name] for name in ("r", "alpha", "a", "b", "p", "q", "v"))
+    rng = np.random.default_rng(seed)
+    age = rng.integers(30, 731, customers).astype(float)
+    rate = rng.gamma(r, 1 / alpha, customers)
+    repeats_before_lapsing = rng.geometric(rng.beta(a, b, customers))
+    arrivals, later_arrivals = rng.poisson(rate * age), rng.poisson(rate * holdout_days)
+    frequency = np.minimum(arrivals, repeats_before_lapsing)
+    at_least_one = np.maximum(frequency, 1)
+    recency = np.where(
+        frequency > 0, np.minimum(np.round(age * rng.beta(at_least_one, arrivals - frequency + 1)), age), 0
+    )
+    holdout_purchases = np.where(
+        repeats_before_lapsing > arrivals, np.minimum(later_arrivals, repeats_before_lapsing - arrivals), 0
+    )
+    spend_rate = rng.gamma(q, 1 / v, customers)
+    first_spend = rng.gamma(p, 1 / spend_rate)
+    mean_spend = rng.gamma(p * at_least_one, 1 / (spend_rate * at_least_one))
+    holdout_spend = np.where(holdout_purchases > 0, rng.gamma(p * np.maximum(holdout_purchases, 1), 1 / spend_rate), 0)
+    ids = [f"C{i:05d}" for i in range(customers)]
+    calibration = pl.DataFrame(
+        {
+            "customer_id": ids,
+            "frequency": frequency.astype(np.int64),
+            "recency": recency,
+            "T": age,
+            "monetary_value": pl.Series(np.where(frequency > 0, mean_spend, np.nan)).fill_nan(None),
+            "average_order_value": (first_spend + frequency * np.where(frequency > 0, mean_spend, 0)) / (frequency + 1),
+        }
+    )
+    holdout = pl.DataFrame(
+        {"customer_id": ids, "purchases": holdout_purchases.astype(np.int64), "spend": holdout_spend}
+    )
+    # the last holdout purchase is the h-th of the n arrivals in the holdout
+    last_in_holdout = holdout_days * rng.beta(np.maximum(holdout_purchases, 1), later_arrivals - holdout_purchases + 1)
+    total = frequency + holdout_purchases
+    current = calibration.with_columns(
+        frequency=pl.Series(total.astype(np.int64)),
+        recency=pl.Series(np.where(holdout_purchases > 0, age + np.round(last_in_holdout), recency)),
+        T=pl.Series(age + holdout_days),
+        monetary_value=pl.Series(
+            np.where(total > 0, (frequency * np.nan_to_num(mean_spend) + holdout_spend) / np.maximum(total, 1), np.nan)
+        ).fill_nan(None),
+        average_order_value=pl.Series((first_spend + frequency * np.where(frequency > 0, mean_spend, 0) + holdout_spend)
+                                      / (total + 1)),
+    )  # fmt: skip
+    return calibration, holdout.filter(pl.col("purchases") > 0), current
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +200,113 @@ def test_the_fit_recovers_the_parameters_closely_from_fifty_thousand_customers()
     errors = recovery_errors(fit_clv(simulate_summary(50_000, seed=20240602)))
     outside = {name: round(error, 3) for name, error in errors.items() if abs(error) > TOLERANCE_50_000[name]}
     assert not outside, f"relative errors beyond tolerance: {outside}"
+
+
+# Days; a customer buys about 3.3 times a year while alive, as in TRUE_PARAMETERS, and lapses at a rate of
+# s / beta = 0.0024 a day on average (a mean lifetime of about 14 months), the rates varying widely (s < 1).
+PARETO_NBD_PARAMETERS = {"r": 0.9, "alpha": 100.0, "s": 0.6, "beta": 250.0}
+
+
+def simulate_pareto_nbd_summary(customers: int, seed: int, parameters: dict[str, float]) -> pl.DataFrame:
+    """A Pareto/NBD customer base drawn from known parameters (Schmittlein, Morrison & Colombo 1987; Fader & Hardie
+    note 009), summarised as ``fit_clv`` expects, without spend.
+
+    Each customer first bought 30-730 days ago. While alive they buy as a Poisson process with rate
+    lambda ~ Gamma(r, alpha); they stay alive for an exponential time with rate mu ~ Gamma(s, beta), at any time,
+    not only after a purchase. The repeat purchases are the Poisson arrivals while alive and observed, in
+    (0, min(lifetime, T)]; the last of x uniform arrivals in (0, L] is at L * Beta(x, 1).
+    """
+    r, alpha, s, beta = (parameters[name] for name in ("r", "alpha", "s", "beta"))
+    rng = np.random.default_rng(seed)
+    age = rng.integers(30, 731, customers).astype(float)
+    rate = rng.gamma(r, 1 / alpha, customers)
+    lifetime = rng.exponential(1 / rng.gamma(s, 1 / beta, customers))
+    observed = np.minimum(lifetime, age)
+    frequency = rng.poisson(rate * observed)
+    recency = np.where(frequency > 0, observed * rng.beta(np.maximum(frequency, 1), 1), 0.0)
+    return pl.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(customers)],
+            "frequency": frequency,
+            "recency": recency,
+            "T": age,
+            "monetary_value": pl.Series([None] * customers, dtype=pl.Float64),
+        }
+    )
+
+
+# 3.5 times the standard deviation of the relative error over 25 simulated bases of 20,000 customers. As with a and
+# b of the BG/NBD, the data pin down the mean lapse rate s / beta far better than s and beta apart.
+PARETO_NBD_TOLERANCE_20_000 = {
+    "r": 0.08,
+    "alpha": 0.08,
+    "s": 0.35,
+    "beta": 0.55,
+    "mean purchase rate r / alpha": 0.04,
+    "mean lapse rate s / beta": 0.22,
+}
+
+
+def test_the_pareto_nbd_fit_recovers_the_parameters_the_data_were_drawn_from():
+    summary = simulate_pareto_nbd_summary(20_000, seed=20240603, parameters=PARETO_NBD_PARAMETERS)
+    fit = fit_clv(summary, spend=False, purchase_model="Pareto/NBD")
+    truth, estimates = PARETO_NBD_PARAMETERS, fit.bgnbd
+    errors = {name: estimates[name] / value - 1 for name, value in truth.items()}
+    errors["mean purchase rate r / alpha"] = (estimates["r"] / estimates["alpha"]) / (truth["r"] / truth["alpha"]) - 1
+    errors["mean lapse rate s / beta"] = (estimates["s"] / estimates["beta"]) / (truth["s"] / truth["beta"]) - 1
+    tolerance = PARETO_NBD_TOLERANCE_20_000
+    outside = {name: round(error, 3) for name, error in errors.items() if abs(error) > tolerance[name]}
+    assert not outside, f"relative errors beyond tolerance: {outside}"
+    assert (fit.purchase_model, fit.purchase_method, fit.is_penalised) == ("Pareto/NBD", MAXIMUM_LIKELIHOOD, False)
+    assert fit.customers == summary.height and math.isfinite(fit.bgnbd_log_likelihood)
+
+
+def test_a_pareto_nbd_fit_scores_draws_its_matrix_and_travels_as_json():
+    summary = simulate_pareto_nbd_summary(3_000, seed=20240604, parameters=PARETO_NBD_PARAMETERS)
+    fit = fit_clv(summary, spend=False, purchase_model="Pareto/NBD")
+    parameters = json.loads(json.dumps(fit.as_dict()))
+    assert set(parameters["bgnbd"]) == {"r", "alpha", "s", "beta"}
+    restored = ClvFit.from_dict(parameters)
+    assert (restored.purchase_model, restored.bgnbd, restored.purchase_method) == (
+        "Pareto/NBD",
+        fit.bgnbd,
+        fit.purchase_method,
+    )
+    scored = predict_purchases(fit, summary, 180.0)
+    assert scored["p_alive"].is_between(0, 1).all() and (scored["expected_purchases"] >= 0).all()
+    # Unlike the BG/NBD's, a Pareto/NBD customer may lapse before buying again, so one-time buyers are not all alive.
+    one_time = scored.join(summary.filter(pl.col("frequency") == 0), on="customer_id")
+    assert one_time["p_alive"].max() < 1
+    matrix = frequency_recency_matrix(fit, T=365.0, days=180.0)
+    assert matrix["frequency"].max() >= 1 and matrix.null_count().sum_horizontal().item() == 0
+    assert matrix.filter(pl.col("frequency") == 0)["p_alive"].n_unique() == 1
+    # For a given frequency, a more recent last purchase means more likely alive and more purchases to come.
+    for _, cells in matrix.filter(pl.col("frequency") > 0).group_by("frequency"):
+        assert cells["p_alive"].is_sorted() and cells["expected_purchases"].is_sorted()
+
+
+def test_the_pareto_nbd_matrix_axis_covers_ninety_nine_percent_of_a_new_customers_purchases():
+    # The default frequency axis is the 99th percentile of the repeat purchases of a customer of age T, from the
+    # Pareto/NBD's P(N(T) = n) (Fader & Hardie note 028 with no history yet); checked against 200,000 customers
+    # drawn from the same parameters, all of age T.
+    truth = ClvFit(
+        bgnbd=dict(PARETO_NBD_PARAMETERS),
+        gamma_gamma={},
+        bgnbd_penalizer=0.0,
+        gamma_gamma_penalizer=0.0,
+        customers=0,
+        repeat_buyers=0,
+        notes=(),
+        bgnbd_log_likelihood=math.nan,
+        gamma_gamma_log_likelihood=math.nan,
+        purchase_model="Pareto/NBD",
+    )
+    r, alpha, s, beta = (PARETO_NBD_PARAMETERS[name] for name in ("r", "alpha", "s", "beta"))
+    rng = np.random.default_rng(20240605)
+    lifetime = rng.exponential(1 / rng.gamma(s, 1 / beta, 200_000))
+    purchases = rng.poisson(rng.gamma(r, 1 / alpha, 200_000) * np.minimum(lifetime, 365.0))
+    axis = frequency_recency_matrix(truth, T=365.0, days=30.0)["frequency"].max()
+    assert (purchases <= axis).mean() >= 0.99 > (purchases <= axis - 1).mean()
 
 
 # --- CDNOW: the published fits ---------------------------------------------------------------------------------
@@ -232,6 +411,88 @@ def test_cdnow_holdout_evaluation_counts_the_published_holdout_purchases(cdnow):
     assert 0.8 < metrics["total_predicted_purchases"] / metrics["total_actual_purchases"] < 1.0
     assert metrics["spearman_purchases"] > 0.4
     assert "mae_spend" not in metrics
+
+
+# --- CDNOW master: the pipeline's protocol on real data ------------------------------------------------------------
+
+CDNOW_MASTER = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
+
+
+@pytest.fixture(scope="module")
+def cdnow_master_choice():
+    """CDNOW's 23,570 customers through the pipeline's own SQL summaries and protocol: calibrated on purchases to
+    1997-09-30, validated on the 9 months to 1998-06-30 (the asset's holdout of round(9 * 365.25 / 12) days)."""
+    lines = pl.read_csv(
+        CDNOW_MASTER, has_header=False, skip_rows=1, separator="\t", new_columns=["line"], schema={"line": pl.String}
+    )
+    fields = ["customer_id", "date", "cds", "dollars"]
+    orders = (
+        lines.select(pl.col("line").str.extract_all(r"\S+").list.to_struct(fields=fields))
+        .unnest("line")
+        .select(
+            "customer_id",
+            order_date=pl.col("date").str.to_date("%Y%m%d"),
+            net_revenue=pl.col("dollars").cast(pl.Float64),
+            gross_revenue=pl.col("dollars").cast(pl.Float64),
+        )
+    )
+    cutoff, end = date(1997, 10, 1), date(1998, 7, 1)
+    with duckdb.connect() as connection:
+        connection.execute("create schema marts")
+        connection.register("orders", orders.to_arrow())
+        connection.execute("create table marts.fct_orders as select * from orders")
+        calibration = clv_summary(connection, cutoff)
+        holdout = window_actuals(connection, cutoff, round(9 * DAYS_PER_MONTH))
+        current = clv_summary(connection, end)
+    choice = choose_clv(calibration, holdout, current, holdout_months=9, horizon_months=12, annual_discount_rate=0.1)
+    return orders, calibration, choice
+
+
+def rounded(figures: dict) -> dict:
+    return {key: round(value, 4) for key, value in sorted(figures.items()) if isinstance(value, float)}
+
+
+def cdnow_master_figures(choice) -> dict:
+    """What the run measured, to read with ``-s``: every candidate's holdout figures beside the baseline's."""
+    return {
+        "published": choice.verdict.metrics.get("purchase_model"),
+        "baseline": rounded(choice.verdict.baseline_metrics),
+        **{candidate["purchase_model"]: rounded(candidate) for candidate in choice.verdict.metrics["candidates"]},
+    }
+
+
+@pytest.mark.slow
+def test_cdnow_master_the_best_candidate_beats_the_run_rate_baseline_on_the_holdout(cdnow_master_choice):
+    # Measured: MAE of spend $32.69 (BG/NBD), $31.86 (MBG/NBD), $31.91 (Pareto/NBD) against the baseline's $71.57,
+    # so the MBG/NBD is published; the Pareto/NBD forecasts purchases best (MAE 0.792, rank correlation 0.452).
+    orders, calibration, choice = cdnow_master_choice
+    print(json.dumps(cdnow_master_figures(choice), indent=2))
+    model, baseline = choice.verdict.metrics, choice.verdict.baseline_metrics
+    # 70 of the 23,570 customers only ever bought for $0: no purchase occasion, nothing to score
+    assert orders["customer_id"].n_unique() == 23_570 and calibration.height == 23_500
+    assert model["total_actual_purchases"] == 19_674
+    assert [candidate["purchase_model"] for candidate in model["candidates"]] == list(PURCHASE_MODELS)
+    assert all(candidate["beats_baseline"] for candidate in model["candidates"])
+    assert choice.verdict.score_source == "model"
+    assert_the_best_candidate_is_published(choice)
+    assert model["mae_spend"] < baseline["mae_spend"] and model["mae_purchases"] < baseline["mae_purchases"]
+    assert model["spearman_spend"] > baseline["spearman_spend"]
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured: the published candidate, the MBG/NBD (lowest holdout MAE of spend, $31.86), forecasts 15,748 of "
+    "the 19,674 holdout purchases (-20.0%) and $599,492 of the $776,871 spent (-22.8%); the BG/NBD forecasts 16,673 "
+    "(-15.3%) and the Pareto/NBD 16,837 (-14.4%, spend -17.4%). The holdout is not stationary: repeat purchases "
+    "fell to 2,233 and 2,220 in August and September 1997, the end of the calibration period, then rose to 2,397, "
+    "2,618 and 2,395 in October-December 1997 and 2,680 in March 1998; a constant-rate model extrapolates the "
+    "late-calibration level.",
+)
+def test_cdnow_master_total_forecast_is_within_fifteen_percent_of_the_holdout(cdnow_master_choice):
+    _, _, choice = cdnow_master_choice
+    model = choice.verdict.metrics
+    assert model["total_predicted_purchases"] == pytest.approx(model["total_actual_purchases"], rel=0.15)
 
 
 # --- Fitting: fallbacks and failures -----------------------------------------------------------------------------
@@ -340,6 +601,205 @@ def test_the_fit_travels_as_json_and_comes_back_the_same(fitted):
     assert set(parameters["bgnbd"]) == {"r", "alpha", "a", "b"}
     assert set(parameters["gamma_gamma"]) == {"p", "q", "v"}
     assert ClvFit.from_dict(parameters) == fitted
+
+
+# --- Judged by the holdout, not by the optimiser's flag ----------------------------------------------------------
+
+# Rare lapses: on average one repeat purchase in 100 is a customer's last (a / (a + b) = 0.0099). The data then pin
+# down a / (a + b) but hardly a and b apart, the likelihood is a long flat ridge, and scipy's BFGS inside lifetimes
+# stops on "precision loss" (ConvergenceError), as a user found on real data.
+RARE_LAPSES = {"r": 0.9, "alpha": 100.0, "a": 2.0, "b": 200.0, "p": 6.0, "q": 4.0, "v": 40.0}
+HOLDOUT_DAYS = round(6 * DAYS_PER_MONTH)
+
+
+def test_when_lifetimes_gives_up_the_likelihood_maximised_directly_beats_the_baseline():
+    calibration, holdout, current = simulate_history(2000, 4, RARE_LAPSES, HOLDOUT_DAYS)
+    # The reported failure, reproduced: lifetimes gives up on these data, compressed as fit_clv compresses them (the
+    # summation order decides whether BFGS gives up on a ridge this flat, so it is fixed here), and so does every
+    # penalised fit, so the run used to publish the baseline.
+    histories = calibration.group_by("frequency", "recency", "T").len().sort("frequency", "recency", "T")
+    with pytest.raises(ConvergenceError), np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
+        BetaGeoFitter().fit(histories["frequency"], histories["recency"], histories["T"], weights=histories["len"])
+    with pytest.raises(ClvFitError, match="BG/NBD could not be fitted"):
+        fit_clv(calibration, penalizers=DEFAULT_PENALIZERS[1:])
+
+    fit = fit_clv(calibration)
+    assert fit.purchase_method == DIRECT_MAXIMUM_LIKELIHOOD and not fit.is_penalised
+    assert any("did not converge" in note and "refitted with the likelihood maximised directly" in note
+               for note in fit.notes), fit.notes  # fmt: skip
+    dropout = fit.bgnbd["a"] / (fit.bgnbd["a"] + fit.bgnbd["b"])
+    assert dropout == pytest.approx(2 / 202, rel=0.3), "the ridge's direction, a / (a + b), is recovered"
+    assert fit.bgnbd["r"] / fit.bgnbd["alpha"] == pytest.approx(0.009, rel=0.1)
+
+    # The BG/NBD alone: its direct fit is what is judged here (with every candidate, the best of them would be).
+    choice = choose_clv(calibration, holdout, current, holdout_months=6, horizon_months=12, annual_discount_rate=0.1,
+                        purchase_models=("BG/NBD",))  # fmt: skip
+    model, baseline = choice.verdict.metrics, choice.verdict.baseline_metrics
+    assert choice.verdict.score_source == "model" and choice.fit.purchase_model == "BG/NBD"
+    assert model["mae_spend"] < baseline["mae_spend"] and model["mae_purchases"] < baseline["mae_purchases"]
+    assert model["spearman_purchases"] > baseline["spearman_purchases"]
+    assert model["total_predicted_purchases"] == pytest.approx(model["total_actual_purchases"], rel=0.1)
+    assert (choice.scores["score_source"] == "model").all() and choice.scores.height == current.height
+
+
+def assert_the_best_candidate_is_published(choice) -> None:
+    """The published purchase model is, of the candidates that beat the baseline on the holdout, the one with the
+    lowest root mean squared error of spend (the first of equals), and the model run's figures are its own."""
+    candidates = choice.verdict.metrics["candidates"]
+    winners = [candidate for candidate in candidates if candidate.get("beats_baseline")]
+    best = min(winners, key=lambda candidate: candidate[HOLDOUT_FIGURE])  # min keeps the first of equals
+    assert choice.fit.purchase_model == choice.verdict.metrics["purchase_model"] == best["purchase_model"]
+    assert choice.verdict.metrics[HOLDOUT_FIGURE] == best[HOLDOUT_FIGURE]
+
+
+def test_when_no_bgnbd_fit_can_predict_the_other_candidates_are_tried_and_the_best_is_published():
+    # With a + b < 1 the BG/NBD's conditional expectation (FHL 2005a, eq. 10) meets a pole of its hypergeometric
+    # term for customers who never came back; the MBG/NBD, whose one-time buyers may have lapsed, has no such term,
+    # and the Pareto/NBD no dropout at purchases at all.
+    parameters = RARE_LAPSES | {"a": 0.05, "b": 20.0}
+    calibration, holdout, current = simulate_history(2000, 1, parameters, HOLDOUT_DAYS)
+    with pytest.raises(ClvFitError, match="BG/NBD could not be fitted: .*cannot predict"):
+        fit_clv(calibration)
+    choice = choose_clv(calibration, holdout, current, holdout_months=6, horizon_months=12, annual_discount_rate=0.1)
+    candidates = choice.verdict.metrics["candidates"]
+    assert [candidate["purchase_model"] for candidate in candidates] == list(PURCHASE_MODELS)
+    assert "failure" in candidates[0] and all(candidate["beats_baseline"] for candidate in candidates[1:])
+    assert choice.verdict.score_source == "model" and choice.fit.purchase_model != "BG/NBD"
+    assert_the_best_candidate_is_published(choice)
+    assert choice.verdict.notes[0].startswith("On the calibration period, BG/NBD could not be fitted: with no penalty")
+    assert choice.verdict.notes[3].startswith("Of the 2 candidates that beat the baseline, ")
+    assert choice.verdict.metrics["mae_spend"] < choice.verdict.baseline_metrics["mae_spend"]
+    scores = choice.scores
+    assert scores["p_alive"].is_between(0, 1).all() and scores["expected_spend_12m"].is_finite().all()
+    assert ClvFit.from_dict(json.loads(json.dumps(choice.fit.as_dict()))) == choice.fit
+
+
+@pytest.mark.slow
+def test_a_model_beats_the_baseline_on_every_rare_lapse_base():
+    # Before the direct fit and the MBG/NBD, 9 of these 20 bases published the baseline.
+    for parameters in (RARE_LAPSES, RARE_LAPSES | {"a": 0.05, "b": 20.0}):
+        for seed in range(1, 11):
+            calibration, holdout, current = simulate_history(2000, seed, parameters, HOLDOUT_DAYS)
+            choice = choose_clv(calibration, holdout, current, holdout_months=6, horizon_months=12,
+                                annual_discount_rate=0.1)  # fmt: skip
+            assert choice.verdict.score_source == "model", (parameters, seed, choice.verdict.notes)
+
+
+def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_so(simulated):
+    # Everyone's future is their past rate exactly: no model beats an oracle-like baseline on this holdout.
+    calibration = simulated.with_columns(average_order_value=pl.col("monetary_value").fill_null(80.0))
+    rate = (calibration["frequency"] + 1) / calibration["T"].clip(lower_bound=30)
+    holdout = calibration.select(
+        "customer_id",
+        purchases=pl.Series(rate * HOLDOUT_DAYS),
+        spend=pl.Series(rate * HOLDOUT_DAYS) * pl.col("average_order_value"),
+    )
+    choice = choose_clv(calibration, holdout, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0)
+    verdict = choice.verdict
+    assert (verdict.score_source, verdict.beats_baseline, choice.fit) == ("baseline", False, None)
+    assert [c["purchase_model"] for c in verdict.metrics["candidates"]] == list(PURCHASE_MODELS)
+    assert not any(c["beats_baseline"] for c in verdict.metrics["candidates"])
+    assert verdict.notes[0].startswith("The holdout root mean squared error of spend of BG/NBD, ")
+    assert "is not below the baseline's" in verdict.notes[0]
+    assert verdict.notes[-1] == "The baseline's scores are published."
+    assert (choice.scores["score_source"] == "baseline").all() and choice.matrix.is_empty()
+    assert choice.scores["clv"].to_list() == choice.scores["baseline_clv"].to_list()
+
+
+def test_a_holdout_in_which_nobody_bought_cannot_show_a_model_is_better(simulated):
+    # Stale exports look like this too: a model that says everyone has lapsed would win for the wrong reason.
+    calibration = simulated.head(1000).with_columns(average_order_value=pl.col("monetary_value").fill_null(80.0))
+    nothing = pl.DataFrame(schema={"customer_id": pl.String, "purchases": pl.Int64, "spend": pl.Float64})
+    choice = choose_clv(calibration, nothing, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0)
+    assert (choice.verdict.score_source, choice.verdict.beats_baseline) == ("baseline", False)
+    assert choice.verdict.notes == (
+        "No customer bought in the 6-month holdout, so BG/NBD cannot be shown to forecast better than the baseline"
+        " (are the exports up to date?).",
+        "The baseline's scores are published.",
+    )
+    assert (
+        choice.verdict.metrics["total_actual_purchases"] == 0 and choice.verdict.metrics["purchase_model"] == "BG/NBD"
+    )
+
+
+# --- Choosing among the candidates: the lowest holdout error of those that beat the baseline ---------------------
+
+
+def test_of_the_candidates_that_beat_the_baseline_the_one_with_the_lowest_holdout_error_is_chosen():
+    # All three beat the baseline; the one tried first (which the old rule published) is the worst of them.
+    figures = {
+        "BG/NBD": {HOLDOUT_FIGURE: 35.0},
+        "MBG/NBD": {HOLDOUT_FIGURE: 31.0},
+        "Pareto/NBD": {HOLDOUT_FIGURE: 33.0},
+    }
+    ranking = rank_candidates(figures, {HOLDOUT_FIGURE: 40.0})
+    assert ranking.best == "MBG/NBD"
+    assert ranking.ranked == ("MBG/NBD", "Pareto/NBD", "BG/NBD")
+    assert all(comparison.beats for comparison in ranking.comparisons.values())
+    assert ranking.comparisons["BG/NBD"].sentence == (
+        "The holdout root mean squared error of spend of BG/NBD, 35.000, is below the baseline's 40.000."
+    )
+    assert ranking.sentence == (
+        "Of the 3 candidates that beat the baseline, MBG/NBD has the lowest holdout root mean squared error of spend,"
+        " 31.000 (Pareto/NBD 33.000, BG/NBD 35.000)."
+    )
+
+
+def test_a_candidate_that_does_not_beat_the_baseline_is_not_chosen_however_low_its_error_among_the_rest():
+    baseline = {HOLDOUT_FIGURE: 40.0}
+    # A loss, a tie (not strictly below) and a figure that could not be computed: none beats the baseline.
+    losers = {
+        "BG/NBD": {HOLDOUT_FIGURE: 45.0},
+        "MBG/NBD": {HOLDOUT_FIGURE: 40.0},
+        "Pareto/NBD": {HOLDOUT_FIGURE: math.nan},
+    }
+    ranking = rank_candidates(losers, baseline)
+    assert (ranking.best, ranking.ranked, ranking.sentence) == (None, (), None)
+    assert [comparison.beats for comparison in ranking.comparisons.values()] == [False, False, False]
+    assert "could not be computed for Pareto/NBD's scores" in ranking.comparisons["Pareto/NBD"].sentence
+    # One winner among losers with lower errors than it has no rival to be compared with in words.
+    one = rank_candidates({"BG/NBD": {HOLDOUT_FIGURE: 45.0}, "MBG/NBD": {HOLDOUT_FIGURE: 39.0}}, baseline)
+    assert (one.best, one.ranked, one.sentence) == ("MBG/NBD", ("MBG/NBD",), None)
+
+
+def test_a_tie_goes_to_the_candidate_tried_first():
+    tied = {"Pareto/NBD": {HOLDOUT_FIGURE: 30.0}, "BG/NBD": {HOLDOUT_FIGURE: 30.0}, "MBG/NBD": {HOLDOUT_FIGURE: 35.0}}
+    assert rank_candidates(tied, {HOLDOUT_FIGURE: 40.0}).ranked == ("Pareto/NBD", "BG/NBD", "MBG/NBD")
+    reordered = {model: tied[model] for model in ("BG/NBD", "MBG/NBD", "Pareto/NBD")}
+    assert rank_candidates(reordered, {HOLDOUT_FIGURE: 40.0}).ranked == ("BG/NBD", "Pareto/NBD", "MBG/NBD")
+
+
+def test_when_the_best_cannot_be_refitted_on_the_whole_history_the_next_best_is_published(monkeypatch):
+    calibration, holdout, current = simulate_history(2000, 11, TRUE_PARAMETERS, HOLDOUT_DAYS)
+    models = ("BG/NBD", "MBG/NBD")
+    ranked = choose_clv(calibration, holdout, current, holdout_months=6, horizon_months=12, annual_discount_rate=0.1,
+                        purchase_models=models)  # fmt: skip
+    best = ranked.fit.purchase_model
+    assert all(candidate["beats_baseline"] for candidate in ranked.verdict.metrics["candidates"])
+
+    def fit_clv_failing_the_best_on_the_whole_history(summary, *args, purchase_model, **kwargs):
+        if summary is current and purchase_model == best:
+            raise ClvFitError(f"{best} could not be fitted: as this test says")
+        return fit_clv(summary, *args, purchase_model=purchase_model, **kwargs)
+
+    monkeypatch.setattr("models_ml.clv_holdout.fit_clv", fit_clv_failing_the_best_on_the_whole_history)
+    choice = choose_clv(calibration, holdout, current, holdout_months=6, horizon_months=12, annual_discount_rate=0.1,
+                        purchase_models=models)  # fmt: skip
+    runner_up = next(model for model in models if model != best)
+    assert choice.verdict.score_source == "model" and choice.fit.purchase_model == runner_up
+    assert choice.verdict.metrics["purchase_model"] == runner_up
+    assert f"{best} beat the baseline on the holdout but could not be refitted on the whole history:" in " ".join(
+        choice.verdict.notes
+    )
+
+
+def test_candidates_must_be_named_once(simulated):
+    calibration = simulated.head(50)
+    nothing = pl.DataFrame(schema={"customer_id": pl.String, "purchases": pl.Int64, "spend": pl.Float64})
+    for models in ((), ("BG/NBD", "BG/NBD")):
+        with pytest.raises(ValueError, match="purchase_models must name each candidate once"):
+            choose_clv(calibration, nothing, calibration, holdout_months=6, horizon_months=12,
+                       annual_discount_rate=0.1, purchase_models=models)  # fmt: skip
 
 
 # --- Contract ----------------------------------------------------------------------------------------------------
@@ -497,11 +957,13 @@ def test_holdout_evaluation_by_hand():
     # Ranks A, B, C, D: predicted 2, 3, 1, 4; actual 2, 4, 1, 3; sum of squared differences 2: 1 - 6 * 2 / (4 * 15).
     assert metrics["spearman_purchases"] == pytest.approx(0.8)
     assert metrics["mae_spend"] == pytest.approx((2 + 10 + 5 + 20) / 4)
+    assert metrics["rmse_spend"] == pytest.approx(math.sqrt((2**2 + 10**2 + 5**2 + 20**2) / 4))
     assert metrics["spearman_spend"] == pytest.approx(0.8)
     assert (metrics["total_predicted_spend"], metrics["total_actual_spend"]) == pytest.approx((75.0, 62.0))
     assert set(evaluate_holdout(predicted.drop("expected_spend"), actual)) == {
         "customers",
         "mae_purchases",
+        "rmse_purchases",
         "total_predicted_purchases",
         "total_actual_purchases",
         "spearman_purchases",

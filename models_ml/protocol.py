@@ -1,0 +1,125 @@
+"""The protocol around a model: compare it with its baseline on data it did not see, and choose what to publish.
+
+Every scoring model is judged against a simple baseline on held-out data (a later period for the lifetime-value
+model, a later cutoff for churn), and the run publishes the model's scores only when the model does strictly
+better on the figure that matters for its use (mean absolute error of spend, AUC). Otherwise, or when the data
+cannot support the model at all, the run publishes the baseline's scores, and when there is not even a baseline,
+no scores; in every case the :class:`Verdict` says why in plain words, for the model run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["SCORE_SOURCES", "Comparison", "Verdict", "compare", "refuse"]
+
+SCORE_SOURCES = ("model", "baseline", "none")
+BASELINE_PUBLISHED = "The baseline's scores are published."
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whose scores a run publishes, the figures that decided it, and why in plain words.
+
+    Attributes
+    ----------
+    score_source
+        ``model``, ``baseline`` (the model did worse, could not be fitted, or could not be checked) or ``none``
+        (not even a baseline could be made).
+    beats_baseline
+        Whether the model was shown to do better on held-out data; None when nothing was compared.
+    metrics, baseline_metrics
+        The held-out figures of the model and of the baseline (empty / None when not computed).
+    notes
+        Plain sentences for the model run: what was compared and why this source was published.
+    """
+
+    score_source: str
+    beats_baseline: bool | None
+    metrics: Mapping = field(default_factory=dict)
+    baseline_metrics: Mapping | None = None
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.score_source not in SCORE_SOURCES:
+            raise ValueError(f"Verdict: score_source must be one of {SCORE_SOURCES}, not {self.score_source!r}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Whether a model beat its baseline on one held-out figure, and the sentence that says so."""
+
+    beats: bool
+    sentence: str
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def compare(
+    metrics: Mapping,
+    baseline_metrics: Mapping,
+    figure: str,
+    *,
+    lower_is_better: bool,
+    label: str,
+    model: str = "the model",
+) -> Comparison:
+    """Does the model's held-out ``figure`` beat the baseline's, strictly?
+
+    Parameters
+    ----------
+    metrics, baseline_metrics
+        Held-out figures of the model and the baseline.
+    figure
+        The deciding figure, e.g. ``mae_spend`` or ``auc``.
+    lower_is_better
+        True for errors (MAE), False for scores (AUC).
+    label
+        The figure in words, e.g. ``"holdout mean absolute error of spend"``.
+    model
+        The model in words, for the sentence.
+
+    Returns
+    -------
+    Comparison
+        ``beats`` is False on a tie, a loss, or when either figure is missing or not finite: a figure that cannot
+        be computed cannot show the model is better.
+    """
+    ours, theirs = metrics.get(figure), baseline_metrics.get(figure)
+    if not (_finite(ours) and _finite(theirs)):
+        missing = "the baseline's" if _finite(ours) else f"{model}'s"
+        return Comparison(False, f"The {label} could not be computed for {missing} scores, so {model} cannot be "
+                                 "shown to do better than the baseline.")  # fmt: skip
+    beats = ours < theirs if lower_is_better else ours > theirs
+    relation = ("below" if beats else "not below") if lower_is_better else ("above" if beats else "not above")
+    return Comparison(beats, f"The {label} of {model}, {ours:.3f}, is {relation} the baseline's {theirs:.3f}.")
+
+
+def refuse(
+    reason: str, *, baseline: bool, baseline_metrics: Mapping | None = None, metrics: Mapping | None = None
+) -> Verdict:
+    """The verdict when the data cannot support the model: the baseline's scores if there are any, else none.
+
+    Parameters
+    ----------
+    reason
+        Why, in plain words (typically an :class:`~models_ml.validation.InsufficientDataError`'s ``reason``).
+    baseline
+        Whether the caller can publish a baseline's scores instead.
+    baseline_metrics, metrics
+        Held-out figures, when some were computed before the refusal; ``beats_baseline`` is False when the
+        baseline has figures (the model was not shown to do better) and None when nothing was compared.
+    """
+    sentence = reason.strip().rstrip(".")
+    outcome = BASELINE_PUBLISHED if baseline else "No scores are published this run."
+    return Verdict(
+        "baseline" if baseline else "none",
+        None if baseline_metrics is None else False,
+        dict(metrics or {}),
+        None if baseline_metrics is None else dict(baseline_metrics),
+        (f"{sentence[:1].upper()}{sentence[1:]}.", outcome),
+    )
