@@ -88,6 +88,31 @@ def second_run_root(pipeline_run, tmp_path_factory: pytest.TempPathFactory) -> P
     return root
 
 
+@dataclass(frozen=True)
+class LandedRun:
+    """The nightly job over a landing zone of real exports: its working warehouse, published snapshot and result."""
+
+    warehouse: Path
+    snapshot: Path | None
+    result: object
+
+    def published(self):
+        import duckdb
+
+        assert self.snapshot is not None, "the run published no snapshot"
+        return duckdb.connect(str(self.snapshot), read_only=True)
+
+
+def run_landed(root: Path, contracts: Path, as_of: date, **settings: str) -> LandedRun:
+    """Run the nightly job over ``root/landing`` with the user's ``contracts`` and settings (CRM_<KEY> values)."""
+    from pipelines.publish.snapshot import current_snapshot
+
+    environ = {**world_environ(root), "CRM_CONTRACTS_DIR": str(contracts), **settings}
+    result = run_nightly(environ, as_of)
+    pointer = current_snapshot(root / "published")
+    return LandedRun(root / "warehouse" / "crm.duckdb", Path(pointer["path"]) if pointer else None, result)
+
+
 def require_system_tool(path: str, install_hint: str) -> None:
     """Skip when a system package is missing on a developer's machine; fail in CI, where it must be there."""
     if Path(path).exists():

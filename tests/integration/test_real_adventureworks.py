@@ -11,7 +11,6 @@ Expected figures are computed here from the files with plain Python, not read ba
 
 import csv
 import shutil
-from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -21,8 +20,7 @@ import pytest
 
 from pipelines.ingest.contracts import load_contract
 from pipelines.ingest.loader import load_table
-from pipelines.publish.snapshot import current_snapshot
-from tests.conftest import run_nightly, world_environ
+from tests.conftest import LandedRun, run_landed
 
 pytestmark = pytest.mark.integration
 
@@ -44,15 +42,7 @@ def read_table(name: str) -> list[list[str]]:
         return list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-@dataclass(frozen=True)
-class AdventureWorksRun:
-    warehouse: Path
-    snapshot: Path | None
-    result: object
-
-    def published(self) -> duckdb.DuckDBPyConnection:
-        assert self.snapshot is not None, "the run published no snapshot"
-        return duckdb.connect(str(self.snapshot), read_only=True)
+AdventureWorksRun = LandedRun
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +52,7 @@ def adventureworks_run(tmp_path_factory: pytest.TempPathFactory) -> AdventureWor
     landing.mkdir(parents=True)
     for name in LANDED:
         shutil.copyfile(FIXTURES / name, landing / name)
-    environ = {**world_environ(root), "CRM_CONTRACTS_DIR": str(CONTRACTS), "CRM_CURRENCY": "USD"}
-    result = run_nightly(environ, AS_OF)
-    pointer = current_snapshot(root / "published")
-    return AdventureWorksRun(root / "warehouse" / "crm.duckdb", Path(pointer["path"]) if pointer else None, result)
+    return run_landed(root, CONTRACTS, AS_OF, CRM_CURRENCY="USD")
 
 
 def test_the_nightly_run_succeeds_and_publishes(adventureworks_run: AdventureWorksRun):

@@ -19,12 +19,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from models_ml.clv import DAYS_PER_MONTH
-from pipelines.publish.snapshot import current_snapshot
-from tests.conftest import run_nightly, world_environ
+from tests.conftest import LandedRun, run_landed
 
 pytestmark = pytest.mark.integration
 
@@ -86,15 +84,8 @@ def holdout_actuals(purchases: list[Purchase]) -> Holdout:
 
 
 @dataclass(frozen=True)
-class CdnowRun:
-    purchases: list[Purchase]
-    warehouse: Path
-    snapshot: Path | None
-    result: object
-
-    def published(self) -> duckdb.DuckDBPyConnection:
-        assert self.snapshot is not None, "the run published no snapshot"
-        return duckdb.connect(str(self.snapshot), read_only=True)
+class CdnowRun(LandedRun):
+    purchases: list[Purchase] = ()
 
 
 @pytest.fixture(scope="module")
@@ -105,16 +96,8 @@ def cdnow_run(tmp_path_factory: pytest.TempPathFactory) -> CdnowRun:
     landing.mkdir(parents=True)
     shutil.copyfile(MASTER_FILE, landing / MASTER_FILE.name)
     [landed] = landing.iterdir()
-    environ = {
-        **world_environ(root),
-        "CRM_CONTRACTS_DIR": str(CONTRACTS),
-        "CRM_CURRENCY": "USD",
-        "CRM_CLV_HOLDOUT_MONTHS": str(HOLDOUT_MONTHS),
-    }
-    result = run_nightly(environ, AS_OF)
-    pointer = current_snapshot(root / "published")
-    snapshot = Path(pointer["path"]) if pointer else None
-    return CdnowRun(read_purchases(landed), root / "warehouse" / "crm.duckdb", snapshot, result)
+    run = run_landed(root, CONTRACTS, AS_OF, CRM_CURRENCY="USD", CRM_CLV_HOLDOUT_MONTHS=str(HOLDOUT_MONTHS))
+    return CdnowRun(run.warehouse, run.snapshot, run.result, read_purchases(landed))
 
 
 def test_the_fixture_is_the_master_file_of_the_cdnow_data_set():
