@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,29 +34,21 @@ class Readable:
     dialect: Dialect
 
 
-def _transcode(source: Path, target: Path, encoding: str, shown_name: str) -> None:
-    with (
-        source.open("r", encoding=encoding, newline="") as reader,
-        target.open("w", encoding="utf-8", newline="") as writer,
-    ):
-        line = 0
-        try:
-            for line, text in enumerate(reader, start=1):  # noqa: B007 - line is reported on error
-                writer.write(text)
-        except UnicodeDecodeError as error:
-            raise FileRefused(
-                f"{shown_name}: line {line + 1} is not valid {encoding} ({error.reason}); "
-                "declare the file's real encoding in its contract (csv: {encoding: ...})"
-            ) from error
-
-
 WHITESPACE = "whitespace"
 _RUN_OF_SPACE = re.compile(r"[ \t]+")
 
 
-def _whitespace_to_tabs(source: Path, target: Path, encoding: str, shown_name: str) -> None:
-    """Text whose fields are separated (or padded) by runs of spaces or tabs: one tab between fields, none at the
-    ends of a line, so a line with one field too few or too many is still a malformed record."""
+def _fields_tab_separated(text: str) -> str:
+    """A line whose fields are separated (or padded) by runs of spaces or tabs: one tab between fields, none at
+    its ends, so a line with one field too few or too many is still a malformed record."""
+    body = text.rstrip("\r\n")
+    return _RUN_OF_SPACE.sub("\t", body.strip(" \t")) + text[len(body) :]
+
+
+def _transcode(
+    source: Path, target: Path, encoding: str, shown_name: str, rewrite: Callable[[str], str] | None = None
+) -> None:
+    """Write ``source`` as UTF-8 to ``target``, each line through ``rewrite`` where given."""
     with (
         source.open("r", encoding=encoding, newline="") as reader,
         target.open("w", encoding="utf-8", newline="") as writer,
@@ -64,8 +56,7 @@ def _whitespace_to_tabs(source: Path, target: Path, encoding: str, shown_name: s
         line = 0
         try:
             for line, text in enumerate(reader, start=1):  # noqa: B007 - line is reported on error
-                body = text.rstrip("\r\n")
-                writer.write(_RUN_OF_SPACE.sub("\t", body.strip(" \t")) + text[len(body) :])
+                writer.write(rewrite(text) if rewrite else text)
         except UnicodeDecodeError as error:
             raise FileRefused(
                 f"{shown_name}: line {line + 1} is not valid {encoding} ({error.reason}); "
@@ -127,7 +118,7 @@ def readable(contract: Contract, file: Path, shown_name: str) -> Iterator[Readab
             csv_dialect = Dialect(delimiter=",", header=dialect.header, decimal_separator=dialect.decimal_separator,
                                   thousands_separator=dialect.thousands_separator)  # fmt: skip
         elif aligned:  # no quoting: a quote character is text in such files
-            _whitespace_to_tabs(file, copy, dialect.encoding, shown_name)
+            _transcode(file, copy, dialect.encoding, shown_name, _fields_tab_separated)
             csv_dialect = dataclasses.replace(dialect, encoding="utf-8", delimiter="\t", quote="")
         else:
             _transcode(file, copy, dialect.encoding, shown_name)
