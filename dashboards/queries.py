@@ -42,10 +42,12 @@ select
 from marts.dim_customers
 """
 
+# Scores are read at the snapshot's own as-of date (bound from its pointer), never at the latest date a table holds:
+# a snapshot may keep earlier runs' rows.
 SEGMENTS_SQL = """
 select segment, customers, customer_share, monetary, monetary_share, average_recency_days, average_frequency
 from ml.rfm_segments
-where as_of = (select max(as_of) from ml.rfm_segments)
+where as_of = cast(? as date)
 order by monetary desc
 """
 
@@ -68,6 +70,8 @@ select
     json_extract(baseline_metrics, '$.auc')::double as baseline_auc,
     notes
 from ml.model_runs
-where as_of = (select max(as_of) from ml.model_runs) and model in ('clv', 'churn')
+where as_of = cast(? as date) and model in ('clv', 'churn')
+-- the published snapshot holds one run per model and as-of date; should an older one hold more, the latest speaks
+qualify row_number() over (partition by model order by finished_at desc nulls last, model_run_id desc) = 1
 order by model
 """

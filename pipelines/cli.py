@@ -37,6 +37,15 @@ def use_dagster_home(settings: Settings) -> Path:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The analytical CRM: warehouse, scores and dashboards on your customer exports."""
+    from pipelines.privacy import apply_umask, make_settings_private
+    from pipelines.settings import SettingsError
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from error
+    apply_umask(settings)
+    make_settings_private(settings)
 
 
 @main.command("demo-data")
@@ -178,9 +187,10 @@ def run(as_of: date | None) -> None:
     """Run the whole nightly job now, in this process: ingest, dbt build, scores, publish."""
     from dagster import DagsterInstance
 
-    from pipelines.diagnosis import explain_failed_run
+    from pipelines.diagnosis import explain_failed_run, explain_warnings
     from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError, load_contracts
     from pipelines.progress import RunTally, progress_logger
+    from pipelines.publish.guard import held_message, read_held
     from pipelines.publish.snapshot import current_snapshot
     from pipelines.resources import AS_OF_TAG
     from pipelines.transform.project import DBT_PROJECT_DIR, prepare_manifest
@@ -197,6 +207,11 @@ def run(as_of: date | None) -> None:
         raise click.ClickException(f"{error}\nNothing ran: fix the contract (see docs/contracts.md).") from error
     # Importing the definitions builds them from the contracts: only once the contracts are known to load.
     from pipelines.definitions import NIGHTLY_JOB, build_definitions
+    from pipelines.runs import fail_dead_runs, process_tags
+
+    with DagsterInstance.get() as instance:
+        for run_id in fail_dead_runs(instance, NIGHTLY_JOB):
+            click.echo(f"Run {run_id} was left unfinished by a process that is gone (killed?): marked failed.")
 
     defs = build_definitions(settings, loggers={"console": progress_logger(tally, stream=sys.stdout)})
     job = defs.resolve_job_def(NIGHTLY_JOB)
@@ -206,7 +221,7 @@ def run(as_of: date | None) -> None:
     with DagsterInstance.get() as instance, step_log.open("w", encoding="utf-8") as log, redirect_stdout(log):
         result = job.execute_in_process(
             instance=instance,
-            tags={AS_OF_TAG: as_of.isoformat()},
+            tags={AS_OF_TAG: as_of.isoformat(), **process_tags()},
             # Dagster starts the loggers the run config names: ours replaces the verbose default console.
             run_config={"loggers": {"console": {}}},
             raise_on_error=False,
@@ -241,15 +256,25 @@ def run(as_of: date | None) -> None:
         f"tests and checks: {tally.checks_passed} passed, {len(tally.checks_failed)} failed"
     )
     published = current_snapshot(settings.published_dir)
+    held = read_held(settings.published_dir)
+    if held and held["run_id"] == result.run_id:
+        click.echo("The new snapshot is held back by the publish guard:")
+        click.echo(f"  {held_message(held, held['guard_factor'])}")
+        sys.exit(1)
+    # dagster-dbt names each invocation's target folder <step>-<run id prefix>-<random>.
+    dbt_targets = sorted((DBT_PROJECT_DIR / "target").glob(f"*-{result.run_id[:7]}-*"))
     if result.success and published:
         click.echo(f"Published snapshot (what the dashboards read): {published['path']}")
+        warnings = explain_warnings(settings.warehouse_path, dbt_targets)
+        if warnings:
+            click.echo("Warnings (the run published; docs/failures.md says what only warns):")
+        for warning in warnings:
+            click.echo(f"  - {warning}")
     else:
         click.echo(
             f"Failed steps: {', '.join(tally.failed_steps) or 'none'}; "
             f"failed checks: {len(tally.checks_failed)}; nothing new was published."
         )
-        # dagster-dbt names each invocation's target folder <step>-<run id prefix>-<random>.
-        dbt_targets = sorted((DBT_PROJECT_DIR / "target").glob(f"*-{result.run_id[:7]}-*"))
         causes = explain_failed_run(
             result.all_events,
             settings.warehouse_path,
@@ -260,6 +285,27 @@ def run(as_of: date | None) -> None:
         for cause in causes:
             click.echo(f"  - {cause}")
         sys.exit(1)
+
+
+@main.command()
+@click.argument("file")
+def unload(file: str) -> None:
+    """Take FILE's rows back out of the warehouse (the next run rebuilds without them).
+
+    FILE is its path in the landing zone (erp/orders_2026-06.csv) or on disk. The same content is not loaded again
+    while it stays in the landing zone; a corrected file under the same name loads as usual.
+    """
+    from pipelines.ingest.unload import UnloadError, unload_file
+    from pipelines.resources import Warehouse
+
+    settings = load_settings()
+    try:
+        with Warehouse.from_settings(settings).connect() as connection:
+            result = unload_file(connection, settings.landing_dir, file)
+    except UnloadError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(result.describe())
+    click.echo("The next run (`crm run`) rebuilds the warehouse and publishes without it.")
 
 
 @main.command()
@@ -283,16 +329,23 @@ def doctor(as_of: date | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Where the warehouse and the published snapshot are, and how the last run went."""
+    from datetime import datetime
+
     from dagster import DagsterInstance, RunsFilter
 
     from pipelines.definitions import NIGHTLY_JOB
+    from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError, load_contracts
+    from pipelines.ingest.freshness import source_freshness
+    from pipelines.publish.changes import what_changed
     from pipelines.publish.snapshot import current_snapshot
     from pipelines.resources import AS_OF_TAG
+    from pipelines.runs import fail_dead_runs
 
     settings = load_settings()
     use_dagster_home(settings)
     last_run = None
     with DagsterInstance.get() as instance:
+        fail_dead_runs(instance, NIGHTLY_JOB)
         records = instance.get_run_records(filters=RunsFilter(job_name=NIGHTLY_JOB), limit=1)
     if records:
         record = records[0]
@@ -304,22 +357,56 @@ def status(as_json: bool) -> None:
             "outcome": record.dagster_run.status.value.lower(),
         }
     published = current_snapshot(settings.published_dir)
+    try:
+        contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
+    except ContractError as error:
+        raise click.ClickException(f"{error}\nFix the contract (see docs/contracts.md).") from error
+    freshness = source_freshness(contracts, settings.landing_dir, datetime.now(UTC))
     report = {
+        "what_changed": what_changed(settings.published_dir),
         "warehouse": str(settings.warehouse_path),
         "published_snapshot": published["path"] if published else None,
         "published_as_of": published["as_of"] if published else None,
         "last_run": last_run,
+        "sources": [
+            {"source": item.source_table, "cadence": item.cadence, "late": item.late, "message": item.message}
+            for item in freshness
+        ],
     }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     click.echo(f"Warehouse:          {report['warehouse']}")
     click.echo(f"Published snapshot: {report['published_snapshot'] or 'none yet (run `crm run`)'}")
+    for sentence in report["what_changed"]:
+        click.echo(f"  {sentence}")
     if last_run:
         click.echo(f"Last run:           {last_run['run_id']} as of {last_run['as_of']}: {last_run['outcome']}")
         click.echo(f"                    started {last_run['started']}, finished {last_run['finished']}")
     else:
         click.echo("Last run:           none")
+    late = [item for item in freshness if item.late]
+    click.echo(f"Sources:            {len(freshness) - len(late)} on time, {len(late)} late")
+    for item in freshness:
+        if item.files or item.late:
+            click.echo(f"  {'LATE' if item.late else 'ok':<5} {item.message}")
+
+
+@main.command()
+@click.option("--accept", "accept_run", default=None, help="Publish the snapshot the guard held back for this run.")
+@click.option("--rollback", "roll_back", is_flag=True, help="Make the previously published snapshot current again.")
+def publish(accept_run: str | None, roll_back: bool) -> None:
+    """Accept a snapshot the publish guard held back, or go back to the previous one."""
+    from pipelines.publish.guard import PublishError, accept_held, rollback
+
+    settings = load_settings()
+    if bool(accept_run) == roll_back:
+        raise click.UsageError("give either --accept RUN or --rollback")
+    try:
+        pointer = accept_held(settings.published_dir, accept_run) if accept_run else rollback(settings.published_dir)
+    except PublishError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Current snapshot: {pointer['snapshot']} (run {pointer['run_id']}, as of {pointer['as_of']})")
 
 
 @main.command()
@@ -380,13 +467,16 @@ def ui() -> None:
 
 @main.command()
 @click.option("--port", type=int, default=8501, show_default=True)
-def dashboard(port: int) -> None:
+@click.option(
+    "--address", default="localhost", show_default=True, help="Address to listen on (localhost: this machine only)."
+)
+def dashboard(port: int, address: str) -> None:
     """Start the Streamlit dashboards on the last published snapshot."""
     app = PROJECT_ROOT / "dashboards" / "app.py"
     streamlit = Path(sys.executable).parent / "streamlit"
-    raise SystemExit(
-        subprocess.call([str(streamlit), "run", str(app), "--server.port", str(port), "--server.headless", "true"])
-    )
+    command = [str(streamlit), "run", str(app), "--server.port", str(port), "--server.address", address]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+    raise SystemExit(subprocess.call(command))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pipelines.ingest.assets import build_ingest_asset, feeding_contracts
 from pipelines.ingest.contracts import BUILT_IN_DIR, load_contracts
 from pipelines.ingest.sensors import build_landing_sensor
 from pipelines.ml.assets import build_ml_assets
+from pipelines.privacy import apply_umask
 from pipelines.publish.assets import build_publish_asset
 from pipelines.publish.schedules import build_nightly_schedule
 from pipelines.resources import Warehouse
@@ -22,10 +23,15 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     prepare_manifest()
     contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
     fed_by = feeding_contracts(contracts)
-    ingest = [build_ingest_asset(contract, fed_by[contract.name]) for contract in contracts]
+    ingest = [build_ingest_asset(contract, fed_by[contract.name], settings) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
     ml = build_ml_assets(settings)
-    publish = build_publish_asset([*ingest, *dbt_models, *ml], settings.today)
+    publish = build_publish_asset(
+        [*ingest, *dbt_models, *ml],
+        settings.today,
+        guard_factor=settings.publish_guard_factor,
+        private_files=settings.private_files,
+    )
     nightly = dg.define_asset_job(NIGHTLY_JOB, selection=dg.AssetSelection.all(), description="The whole graph.")
     return dg.Definitions(
         assets=[*ingest, *dbt_models, *ml, publish],
@@ -37,13 +43,7 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
             )
         ],
         resources={
-            "warehouse": Warehouse(
-                path=str(settings.warehouse_path),
-                landing_dir=str(settings.landing_dir),
-                published_dir=str(settings.published_dir),
-                keep_snapshots=settings.keep_snapshots,
-                timezone=settings.timezone,
-            ),
+            "warehouse": Warehouse.from_settings(settings),
             "dbt": dbt_resource(),
         },
         # DuckDB allows one writer: the steps of a run go one after another in one process.
@@ -52,4 +52,6 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     )
 
 
-defs = build_definitions(load_settings())
+_settings = load_settings()
+apply_umask(_settings)
+defs = build_definitions(_settings)

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.ingest.loader import sql_identifier
 from pipelines.settings import PROJECT_ROOT
+from pipelines.sql import identifier
 
 SAMPLE_ROWS = 3
 MAX_CAUSES = 10
@@ -29,6 +29,8 @@ _SQL_LINE = re.compile(r"^LINE \d+:\s*(.*)$")
 _MISSING_COLUMN = re.compile(r'Referenced column "([^"]+)" not found')
 _REF = re.compile(r"""ref\(\s*['"]([^'"]+)['"]\s*\)""")
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+_RELATION_PART = r'(?:"(?:[^"\x00]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_RELATION = re.compile(rf"{_RELATION_PART}(?:\.{_RELATION_PART}){{0,2}}")
 # What a failing generic test's count means, and which column of its compiled query holds the failing value.
 _TEST_FAILURES = {
     "not_null": ("{n} row{s} with no {column}", None),
@@ -178,15 +180,20 @@ def _sources(manifest: Mapping[str, Any], node: Mapping[str, Any]) -> tuple[str,
 
 
 def dbt_failures(
-    run_results: Mapping[str, Any], manifest: Mapping[str, Any], project_dir: str = "dbt_project"
+    run_results: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    project_dir: str = "dbt_project",
+    test_statuses: tuple[str, ...] = ("fail",),
 ) -> list[DbtFailure]:
-    """The nodes of a dbt invocation that errored and the tests that failed (warnings and skips are not causes)."""
+    """The nodes of a dbt invocation that errored and the tests that failed (``test_statuses``: warnings are not
+    causes of a failed run, but ``("warn",)`` lists them for a run that published)."""
     nodes = manifest.get("nodes", {})
     found = []
     for result in run_results.get("results", []):
         unique_id, status = result.get("unique_id", ""), result.get("status")
         resource_type = unique_id.split(".", 1)[0]
-        if status not in ("error", "fail") or (status == "fail" and resource_type != "test"):
+        is_test_result = resource_type == "test" and status in test_statuses
+        if not (is_test_result or (status == "error" and "fail" in test_statuses)):
             continue
         node = nodes.get(unique_id, {})
         name = node.get("name") or unique_id.split(".")[-1]
@@ -227,7 +234,9 @@ def dbt_failures(
     return found
 
 
-def read_dbt_failures(target_dir: Path, project_dir: Path) -> list[DbtFailure]:
+def read_dbt_failures(
+    target_dir: Path, project_dir: Path, test_statuses: tuple[str, ...] = ("fail",)
+) -> list[DbtFailure]:
     """The failures recorded in a dbt target folder (none when dbt stopped before writing its results)."""
     try:
         run_results = json.loads((target_dir / "run_results.json").read_text(encoding="utf-8"))
@@ -235,7 +244,7 @@ def read_dbt_failures(target_dir: Path, project_dir: Path) -> list[DbtFailure]:
     except (OSError, ValueError):
         return []
     shown = project_dir.relative_to(PROJECT_ROOT).as_posix() if project_dir.is_relative_to(PROJECT_ROOT) else ""
-    return dbt_failures(run_results, manifest, shown or str(project_dir))
+    return dbt_failures(run_results, manifest, shown or str(project_dir), test_statuses)
 
 
 def failing_rows_sql(failure: DbtFailure, limit: int = SAMPLE_ROWS) -> str | None:
@@ -246,21 +255,32 @@ def failing_rows_sql(failure: DbtFailure, limit: int = SAMPLE_ROWS) -> str | Non
     """
     if failure.resource_type != "test":
         return None
+    # Relation names and compiled SQL are text dbt wrote from our own project (its manifest and run results), not
+    # names from the exports: the relation is used only when it has the shape of one, the compiled SQL as dbt ran it.
+    compiled_sql = failure.compiled_sql
     if failure.stored_failures:
-        return f"select * from {failure.stored_failures} limit {int(limit)}"
+        stored = _relation(failure.stored_failures)
+        return f"select * from {stored} limit {int(limit)}" if stored else None
     shown = [*failure.key_columns, *([failure.column] if failure.column else [])]
-    columns = ", ".join(sql_identifier(column) for column in shown) or "*"
+    columns = ", ".join(identifier(column) for column in shown) or "*"
     field = _TEST_FAILURES.get(failure.test_name or "", (None, None))[1]
-    if failure.relation and failure.column:
-        column, model = sql_identifier(failure.column), f"select {columns} from {failure.relation}"
+    relation = _relation(failure.relation)
+    if relation and failure.column:
+        column, model = identifier(failure.column), f"select {columns} from {relation}"
         if failure.test_name == "not_null":
             return f"{model} where {column} is null limit {int(limit)}"
-        if field and failure.compiled_sql:
-            failing = f"select {field} from ({failure.compiled_sql}) as failing"
+        if field and compiled_sql:
+            failing = f"select {field} from ({compiled_sql}) as failing"
             return f"{model} where {column} in ({failing}) order by {column} limit {int(limit)}"
-    if failure.compiled_sql:
-        return f"select * from ({failure.compiled_sql}) as failing limit {int(limit)}"
+    if compiled_sql:
+        return f"select * from ({compiled_sql}) as failing limit {int(limit)}"
     return None
+
+
+def _relation(text: str | None) -> str | None:
+    """``text`` when it reads as a relation name the way dbt writes one (``"crm"."marts"."fct_orders"`` or
+    ``marts.fct_orders``: one to three dotted parts, each a plain word or a double-quoted name), else None."""
+    return text if text and _RELATION.fullmatch(text) else None
 
 
 # --- the sentences ----------------------------------------------------------------------------------------
@@ -305,7 +325,7 @@ def _missing_column_hint(
 def _describe_dbt(
     failure: DbtFailure, raw_columns: Mapping[str, Sequence[str]], contract_paths: Mapping[str, str]
 ) -> str:
-    if failure.resource_type == "test" and failure.status == "fail":
+    if failure.resource_type == "test" and failure.status in ("fail", "warn"):
         where = failure.shown_relation or "its model"
         if failure.column:
             where += f".{failure.column}"
@@ -313,7 +333,8 @@ def _describe_dbt(
         template = _TEST_FAILURES.get(failure.test_name or "", ("{n} failing row{s}", None))[0]
         what = template.format(n=n, s="" if n == 1 else "s", column=failure.column, to=failure.to)
         example = f", e.g. {_sample(failure.sample)}" if failure.sample else ""
-        return f"dbt test {failure.name} failed on {where}: {what}{example} ({failure.path})"
+        verb = "failed" if failure.status == "fail" else "warned"
+        return f"dbt test {failure.name} {verb} on {where}: {what}{example} ({failure.path})"
     error, snippet = _dbt_error(failure.message)
     at = f", at `{snippet}`" if snippet else ""
     verb = "could not run" if failure.resource_type == "test" else "failed"
@@ -417,7 +438,7 @@ def _with_samples(connection: Any, failures: list[DbtFailure]) -> list[DbtFailur
 
     sampled = []
     for failure in failures:
-        sql = failing_rows_sql(failure) if failure.status == "fail" else None
+        sql = failing_rows_sql(failure) if failure.status in ("fail", "warn") else None
         rows: tuple[Mapping[str, Any], ...] = ()
         if sql and connection is not None:
             try:
@@ -505,3 +526,35 @@ def headline(error: Any) -> str:
     if parsed:
         return parsed[0]
     return _describe_error(error.cls_name or "Error", error.message, project_location(error.stack or []))
+
+
+def explain_warnings(warehouse_path: Path, dbt_targets: Iterable[Path]) -> list[str]:
+    """The dbt tests that only warned in a run that published, each with its model, column and a few rows (read
+    from the warehouse, read-only)."""
+    import duckdb
+
+    from pipelines.transform.project import DBT_PROJECT_DIR
+
+    warned = [
+        failure
+        for target in dict.fromkeys(dbt_targets)
+        for failure in read_dbt_failures(target, DBT_PROJECT_DIR, ("warn",))
+    ]
+    if not warned:
+        return []
+    connection = None
+    if warehouse_path.exists():
+        try:
+            connection = duckdb.connect(str(warehouse_path), read_only=True)
+        except duckdb.Error:
+            connection = None
+    try:
+        columns = _warehouse_facts(connection, ())[1] if connection is not None else {}
+        warned = _with_samples(connection, warned)
+    finally:
+        if connection is not None:
+            connection.close()
+    described = [_describe_dbt(failure, columns, {}) for failure in warned]
+    if len(described) > MAX_CAUSES:
+        described = [*described[:MAX_CAUSES], f"... and {len(described) - MAX_CAUSES} more (see the Dagster run log)"]
+    return described

@@ -28,8 +28,8 @@ from typing import Any
 
 import duckdb
 
-from pipelines.ingest.loader import sql_identifier
 from pipelines.settings import Settings
+from pipelines.sql import identifier, qualified
 
 DAYS_PER_MONTH = 365.25 / 12  # as models_ml.clv: months of the settings become days the same way
 READY, PARTIAL, NOT_READY = "ready", "partial", "not ready"
@@ -144,10 +144,10 @@ def _table_facts(
         source = "raw.erp__order_lines as lines left join raw.erp__orders as orders using (order_no)"
         dated, shown = "orders.ordered_at", "erp__orders.ordered_at"
     else:
-        source, shown = f"raw.{sql_identifier(table)}", DATE_COLUMNS.get(table)
+        source, shown = qualified("raw", table), DATE_COLUMNS.get(table)
         if shown not in columns[table]:
             shown = next((name for name, kind in columns[table].items() if kind in ("DATE", "TIMESTAMP")), None)
-        dated = sql_identifier(shown) if shown else None
+        dated = identifier(shown) if shown else None
     if dated is None:
         return TableFacts(connection.execute(f"select count(*) from {source}").fetchone()[0])
     rows, first, last, usable = connection.execute(

@@ -23,7 +23,7 @@ columns[2].metric(f"Net revenue, last 12 months ({currency})", f"{headline['net_
 columns[3].metric(f"Average order value ({currency})", f"{headline['average_order_value']:,.2f}")
 
 st.subheader("RFM segments")
-segments = query(path, SEGMENTS_SQL)
+segments = query(path, SEGMENTS_SQL, (snapshot["as_of"],))
 left, right = st.columns(2)
 left.bar_chart(segments, x="segment", y="customers", horizontal=True)
 right.bar_chart(segments, x="segment", y="monetary", horizontal=True)
@@ -46,7 +46,10 @@ st.subheader("Scores this run")
 MODEL_NAMES = {"clv": "Lifetime value", "churn": "Churn risk"}
 FIGURES = {"clv": ("holdout error of spend", "model_mae_spend", "baseline_mae_spend", ",.2f"),
            "churn": ("out-of-time AUC", "model_auc", "baseline_auc", ".3f")}  # fmt: skip
-for run in query(path, MODEL_RUNS_SQL).itertuples():
+runs = query(path, MODEL_RUNS_SQL, (snapshot["as_of"],))
+if runs.empty:
+    st.info(f"No lifetime-value or churn model ran for {snapshot['as_of']}: see the Dagster run log of this run.")
+for run in runs.itertuples():
     name = MODEL_NAMES.get(run.model, run.model)
     label, model_figure, baseline_figure, style = FIGURES[run.model]
     model, baseline = getattr(run, model_figure), getattr(run, baseline_figure)

@@ -44,3 +44,24 @@
 {% macro postcode_key(column) -%}
     nullif(upper(regexp_replace(coalesce({{ column }}, ''), '[^0-9A-Za-z]', '', 'g')), '')
 {%- endmacro %}
+
+{#- The district part of a postcode, the most that is published (a full postcode and a name can single a person
+    out): GB, IE and CA the outward code (before the space, else all but the last three characters), US the first
+    three digits, NL the four digits, elsewhere the first two characters. The full postcode stays in the
+    intermediate models, which resolve identities with it and are never published. -#}
+{% macro postcode_district(postcode, country_code) -%}
+    case
+        when nullif(trim({{ postcode }}), '') is null then null
+        when {{ country_code }} in ('GB', 'IE', 'CA')
+            then nullif(
+                case
+                    when position(' ' in trim({{ postcode }})) > 0 then upper(split_part(trim({{ postcode }}), ' ', 1))
+                    else upper(left(trim({{ postcode }}), length(trim({{ postcode }})) - 3))
+                end,
+                ''
+            )
+        when {{ country_code }} = 'US' then left(trim({{ postcode }}), 3)
+        when {{ country_code }} = 'NL' then nullif(regexp_extract(trim({{ postcode }}), '^[0-9]{4}'), '')
+        else upper(left(trim({{ postcode }}), 2))
+    end
+{%- endmacro %}

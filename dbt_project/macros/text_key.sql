@@ -33,3 +33,10 @@
 {% macro spark__split_to_rows(column, delimiter) -%}
     explode(split({{ column }}, '\\{{ delimiter }}'))
 {%- endmacro %}
+
+{#- A key as the exporting system meant it: invisible characters (zero-width space, joiners, word joiner, byte order
+    mark) and surrounding blanks removed, empty as null. Loading strips them too; the models do not rely on it, so a
+    key typed with an invisible character still finds its customer or order. -#}
+{% macro clean_key(column) -%}
+    nullif(trim(regexp_replace({{ column }}, '[\x{200B}-\x{200D}\x{2060}\x{FEFF}]', '', 'g')), '')
+{%- endmacro %}

@@ -5,11 +5,11 @@
 {%- endmacro %}
 
 {% macro default__to_utc(column) -%}
-    convert_timezone('{{ var("timezone") }}', 'UTC', {{ column }})
+    convert_timezone({{ crm_string(var("timezone"), 'timezone') }}, 'UTC', {{ column }})
 {%- endmacro %}
 
 {% macro duckdb__to_utc(column) -%}
-    timezone('UTC', timezone('{{ var("timezone") }}', {{ column }}))
+    timezone('UTC', timezone({{ crm_string(var("timezone"), 'timezone') }}, {{ column }}))
 {%- endmacro %}
 
 {#- The business-timezone calendar date of a UTC wall-clock timestamp: the day a touchpoint counts for. -#}
@@ -18,9 +18,9 @@
 {%- endmacro %}
 
 {% macro default__local_date(column) -%}
-    cast(convert_timezone('UTC', '{{ var("timezone") }}', {{ column }}) as date)
+    cast(convert_timezone('UTC', {{ crm_string(var("timezone"), 'timezone') }}, {{ column }}) as date)
 {%- endmacro %}
 
 {% macro duckdb__local_date(column) -%}
-    cast(timezone('{{ var("timezone") }}', timezone('UTC', {{ column }})) as date)
+    cast(timezone({{ crm_string(var("timezone"), 'timezone') }}, timezone('UTC', {{ column }})) as date)
 {%- endmacro %}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import datetime as dt
 import functools
 import hashlib
 import re
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from pipelines.ingest import landing
 from pipelines.ingest.expressions import Expression, ExpressionError, parse
 
 BUILT_IN_DIR = Path(__file__).resolve().parent / "contracts"
@@ -39,6 +41,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 FORMATS = {"csv", "xlsx", "parquet"}
 DUPLICATE_POLICIES = {"keep_last", "keep_first", "quarantine"}
 SEVERITIES = {"warn", "error"}
+NUMERIC_TYPES = {"integer", "bigint", "double"}  # and every decimal(p,s)
+TEMPORAL_TYPES = {"date", "timestamp"}
+# How often a source is expected to deliver a file (``cadence``), in days; ``expected_every_days`` says it in days.
+CADENCES = {"daily": 1, "weekly": 7, "monthly": 31}
 # Encodings DuckDB reads itself (by Python codec name); any other Python codec is transcoded to UTF-8 first.
 NATIVE_ENCODINGS = {"utf-8": "utf-8", "utf-8-sig": "utf-8", "utf-16": "utf-16", "iso8859-1": "latin-1"}
 
@@ -61,11 +67,31 @@ class Column:
     required: bool = False
     formats: tuple[str, ...] = ()
     allowed: tuple[Any, ...] | None = None
-    min: float | None = None
-    max: float | None = None
-    severity: str = "warn"
+    # Plausibility bounds, checked row by row: numbers for numeric columns, ISO dates/timestamps (text) for dates.
+    min: int | float | str | None = None
+    max: int | float | str | None = None
+    severity: str | None = None  # as declared; see allowed_severity and bound_severity
     values: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    outliers: bool = True  # automatic outlier bounds (pipelines/ingest/plausibility.py); off for identifiers
+
+    @property
+    def allowed_severity(self) -> str:
+        """An ``allowed`` list is a Great Expectations expectation: reported (``warn``) unless declared ``error``."""
+        return self.severity or "warn"
+
+    @property
+    def bound_severity(self) -> str:
+        """A row outside ``min``/``max`` is quarantined (``error``) unless declared ``warn`` (loaded, counted)."""
+        return self.severity or "error"
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type in NUMERIC_TYPES or self.type.startswith("decimal")
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.type in TEMPORAL_TYPES
 
     @property
     def header(self) -> str:
@@ -186,6 +212,8 @@ class Contract:
     filters: tuple[RowFilter, ...] = ()
     feeds: tuple[Feed, ...] = ()
     sha256: str = ""
+    cadence: str = ""  # daily, weekly, monthly, "every N days", or "" (not declared)
+    expected_every_days: int | None = None  # a new file is expected at least this often
 
     @property
     def name(self) -> str:
@@ -197,8 +225,10 @@ class Contract:
         return tuple(feed.table for feed in self.feeds)
 
     def matching_files(self, landing_dir: Path) -> list[Path]:
-        """The files of this table in the landing zone, in a stable order."""
-        return sorted(path for path in landing_dir.glob(self.files) if path.is_file())
+        """The files of this table in the landing zone (``files``, or the same name with ``.gz``), in a stable
+        order. Links are listed, never followed, and refused when loaded; copies in progress are not listed
+        (pipelines/ingest/landing.py, docs/contracts.md "The landing zone")."""
+        return landing.matching_files(Path(landing_dir), self.files)
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)
@@ -216,7 +246,25 @@ def _as_tuple(value: object) -> tuple:
 
 _COLUMN_KEYS = {
     "name", "type", "header", "required", "format", "allowed", "min", "max", "severity", "values", "description",
+    "outliers",
 }  # fmt: skip
+
+
+def _bound(path: Path, name: str, kind: str, key: str, raw: object) -> int | float | str | None:
+    """A ``min``/``max``: a number on a numeric column, an ISO date (or timestamp) on a date or timestamp column."""
+    if raw is None:
+        return None
+    if kind in NUMERIC_TYPES or kind.startswith("decimal"):
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise _fail(path, f"column {name}: {key} {raw!r} must be a number for a {kind} column")
+        return raw
+    if kind in TEMPORAL_TYPES:
+        try:  # YAML reads an unquoted 2000-01-01 as a date already
+            parsed = dt.datetime.fromisoformat(str(raw).strip())
+        except ValueError as error:
+            raise _fail(path, f"column {name}: {key} {raw!r} must be an ISO date such as 2000-01-01") from error
+        return parsed.date().isoformat() if kind == "date" else parsed.isoformat(sep=" ")
+    raise _fail(path, f"column {name}: {key} applies to numbers and dates, not to a {kind} column")
 
 
 def _column(path: Path, index: int, raw: object) -> Column:
@@ -230,9 +278,14 @@ def _column(path: Path, index: int, raw: object) -> Column:
         raise _fail(path, f"column name {name!r} must be snake_case (letters, digits, underscores)")
     if kind not in TYPES and not _DECIMAL.match(kind):
         raise _fail(path, f"column {name}: unknown type {raw['type']!r}; use one of {sorted(TYPES)} or decimal(p,s)")
-    severity = str(raw.get("severity", "warn"))
-    if severity not in SEVERITIES:
+    severity = None if raw.get("severity") is None else str(raw["severity"])
+    if severity is not None and severity not in SEVERITIES:
         raise _fail(path, f"column {name}: severity {severity!r} is not one of {sorted(SEVERITIES)}")
+    low, high = (_bound(path, name, kind, key, raw.get(key)) for key in ("min", "max"))
+    if low is not None and high is not None and _sortable(low) > _sortable(high):
+        raise _fail(path, f"column {name}: min {low} is above max {high}")
+    if not isinstance(raw.get("outliers", True), bool):
+        raise _fail(path, f"column {name}: outliers must be true or false")
     values = raw.get("values") or {}
     if not isinstance(values, dict):
         raise _fail(path, f"column {name}: values must map the file's values to yours, e.g. {{Tienda: store}}")
@@ -243,12 +296,17 @@ def _column(path: Path, index: int, raw: object) -> Column:
         required=bool(raw.get("required", False)),
         formats=tuple(str(value) for value in _as_tuple(raw.get("format"))),
         allowed=_as_tuple(raw["allowed"]) if "allowed" in raw else None,
-        min=raw.get("min"),
-        max=raw.get("max"),
+        min=low,
+        max=high,
         severity=severity,
         values=tuple((str(key), str(value)) for key, value in values.items()),
         description=str(raw.get("description", "")),
+        outliers=bool(raw.get("outliers", True)),
     )
+
+
+def _sortable(bound: int | float | str) -> int | float | dt.datetime:
+    return dt.datetime.fromisoformat(bound) if isinstance(bound, str) else bound
 
 
 def _expectation(path: Path, index: int, raw: object) -> Expectation:
@@ -263,8 +321,24 @@ def _expectation(path: Path, index: int, raw: object) -> Expectation:
 
 _TOP_KEYS = {
     "description", "files", "format", "csv", "xlsx", "columns", "primary_key", "duplicates",
-    "refuse_above_bad_share", "expectations", "derive", "filter", "feeds",
+    "refuse_above_bad_share", "expectations", "derive", "filter", "feeds", "cadence", "expected_every_days",
 }  # fmt: skip
+
+
+def _cadence(path: Path, raw: dict) -> tuple[str, int | None]:
+    """``cadence: daily|weekly|monthly`` or ``expected_every_days: N`` (not both): how often files should arrive."""
+    cadence, every = raw.get("cadence"), raw.get("expected_every_days")
+    if cadence is not None and every is not None:
+        raise _fail(path, "declare either cadence or expected_every_days, not both")
+    if cadence is not None:
+        if str(cadence) not in CADENCES:
+            raise _fail(path, f"cadence {cadence!r} is not one of {list(CADENCES)}; or use expected_every_days: N")
+        return str(cadence), CADENCES[str(cadence)]
+    if every is not None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise _fail(path, f"expected_every_days {every!r} must be a whole number of days, at least 1")
+        return f"every {every} days", every
+    return "", None
 
 
 def table_name(label: str) -> str:
@@ -444,14 +518,13 @@ def load_contract(path: Path, source: str | None = None) -> Contract:
     feeds = _feeds(path, f"{source}__{table}", raw.get("feeds"), columns, primary_key, known)
     checked = {source for feed in feeds for source in feed.sources.values()}
     for column in columns:
-        if (column.allowed is not None or column.min is not None or column.max is not None) and (
-            column.name not in checked
-        ):
+        if column.allowed is not None and column.name not in checked:
             raise _fail(
                 path,
-                f"column {column.name}: allowed/min/max are checked on the table column it feeds as it is, and it "
+                f"column {column.name}: allowed is checked on the table column it feeds as it is, and it "
                 "feeds none; check the table's column under expectations instead (docs/contracts.md)",
             )
+    cadence, expected_every_days = _cadence(path, raw)
     return Contract(
         source=source,
         table=table,
@@ -469,6 +542,8 @@ def load_contract(path: Path, source: str | None = None) -> Contract:
         filters=filters,
         feeds=feeds,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        cadence=cadence,
+        expected_every_days=expected_every_days,
     )
 
 

@@ -4,10 +4,11 @@ All the rows a run loaded into a table (every new or changed file of it) are val
 sees every incoming row, and GX's fixed cost (about 0.1 s a validation) is paid once per table, not per file.
 
 The suite of a contract: every column of its declared type; required columns not null; ``allowed`` values;
-``min``/``max`` ranges; the primary key unique within the file; and the contract's own ``expectations`` (any Great
-Expectations expectation by name, with a ``row_condition`` where it only applies to some rows, such as
-"quantity at least 0 unless the row is a return"). Each carries a severity: ``error`` fails the ingest asset's
-blocking check, ``warn`` is reported only.
+the primary key unique within the file; and the contract's own ``expectations`` (any Great Expectations
+expectation by name, with a ``row_condition`` where it only applies to some rows, such as "quantity at least 0
+unless the row is a return"). Each carries a severity: ``error`` fails the ingest asset's blocking check, ``warn``
+is reported only. A column's ``min``/``max`` is not here: it is checked row by row as the file loads
+(pipelines/ingest/plausibility.py), so one implausible row is quarantined instead of blocking the whole source.
 
 GX runs in DuckDB through its SQL datasource (duckdb-engine) on cursors of the ingest's own connection, so the
 single-writer rule holds and nothing is copied into pandas. Checks GX would run as row-by-row ``IN (...)`` lists
@@ -27,7 +28,7 @@ import duckdb
 
 from pipelines.ingest.contracts import Contract, Feed
 from pipelines.ingest.ledger import META_SCHEMA
-from pipelines.ingest.loader import FileLoad, raw_table, sql_identifier, sql_string
+from pipelines.ingest.loader import FileLoad, raw_table, sql_identifier, sql_literal
 
 _asset_names = itertools.count()
 _SQL_BACKED = {
@@ -144,7 +145,7 @@ def suite_specs(contract: Contract) -> list[Spec]:
 
 def _feed_specs(contract: Contract, feed: Feed) -> list[Spec]:
     """A table's columns of their types, its required columns not null, its key unique; the contract's rules
-    (``allowed``, ``min``/``max``, ``expectations``) on the table's columns of the same name."""
+    (``allowed``, ``expectations``) on the table's columns of the same name."""
     specs: list[Spec] = []
     own = {column.name: column for column in contract.columns}
     rules = {name: own[source] for name, source in feed.sources.items() if source in own}
@@ -166,14 +167,9 @@ def _feed_specs(contract: Contract, feed: Feed) -> list[Spec]:
                 Spec(
                     "expect_column_values_to_be_in_set",
                     {"column": column.name, "value_set": list(rule.allowed)},
-                    rule.severity,
+                    rule.allowed_severity,
                 )
             )
-        if rule is not None and (rule.min is not None or rule.max is not None):
-            bounds = {
-                key: value for key, value in (("min_value", rule.min), ("max_value", rule.max)) if value is not None
-            }
-            specs.append(Spec("expect_column_values_to_be_between", {"column": column.name, **bounds}, rule.severity))
     if len(feed.primary_key) == 1:
         # distinct / count = 1 is uniqueness, in one aggregation (GX's row-level unique check scans twice).
         unique = {"column": feed.primary_key[0], "min_value": 1.0}
@@ -192,7 +188,7 @@ def _feed_specs(contract: Contract, feed: Feed) -> list[Spec]:
 
 def _literal(value: object) -> str:
     # Braces doubled: GX formats unexpected_rows_query with {batch}.
-    text = sql_string(value) if isinstance(value, str) else repr(value)
+    text = sql_literal(value)  # a string quoted, a number or boolean as itself (not Python's repr of an object)
     return text.replace("{", "{{").replace("}", "}}")
 
 

@@ -3,7 +3,13 @@
 The ledger holds one row per version of a file: its content hash and its contract's, size, rows read, loaded,
 quarantined, filtered (with the count per reason) and replaced, the raw tables it fed with the rows written to
 each, its status (``loaded``, ``refused``, or ``replaced`` once a corrected delivery or a changed contract
-superseded it), when and by which run. For every row: rows_read = rows_loaded + rows_quarantined + rows_filtered.
+superseded it), when and by which run. For every row: rows_read = rows_loaded + rows_quarantined + rows_filtered,
+and rows_read is the file's records, reconciled with its physical lines counted on its bytes (docs/contracts.md,
+"How rows are counted"); blank_lines are the empty lines, which are not records.
+
+The quarantine holds one row per problem: the record (its number, the column, the reason in words and
+``reason_code``, one of missing, type, malformed, duplicate, refused, outlier, bound, empty, link, deferred,
+unloaded, encoding) or, for a refused file, one row without a record number.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
+
+from pipelines import sql
 
 if TYPE_CHECKING:
     from pipelines.ingest.loader import FileLoad
@@ -35,11 +43,12 @@ class Entry:
 
 _TABLES = {
     "quarantine": """source_table varchar, file varchar, row_number bigint, column_name varchar, reason varchar,
-        record json, run_id varchar, quarantined_at timestamp""",
+        reason_code varchar, record json, run_id varchar, quarantined_at timestamp""",
     "load_ledger": """source_table varchar, file varchar, sha256 varchar, size_bytes bigint, rows_read bigint,
         rows_loaded bigint, rows_quarantined bigint, rows_replaced bigint, unknown_columns varchar[],
         status varchar, message varchar, run_id varchar, loaded_at timestamp, rows_filtered bigint,
-        filtered_reasons json, tables_fed varchar[], rows_by_table json, contract_sha256 varchar""",
+        filtered_reasons json, tables_fed varchar[], rows_by_table json, contract_sha256 varchar,
+        blank_lines bigint""",
 }
 
 
@@ -56,19 +65,19 @@ def ensure_tables(connection: duckdb.DuckDBPyConnection) -> None:
             for (raw_table,) in connection.execute(
                 "select table_name from information_schema.tables where table_schema = 'raw'"
             ).fetchall():
-                connection.execute(f'drop table raw."{raw_table}"')
+                connection.execute(f"drop table {sql.qualified('raw', raw_table)}")
             connection.execute(f"drop table {META_SCHEMA}.{table}")
         connection.execute(f"create table if not exists {META_SCHEMA}.{table} ({columns})")
 
 
 def record(connection: duckdb.DuckDBPyConnection, source_table: str, file: Path, load: FileLoad, run_id: str) -> None:
     connection.execute(
-        f"insert into {META_SCHEMA}.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
+        f"insert into {META_SCHEMA}.load_ledger values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?, ?, ?, ?)",
         [
             source_table,
             load.file,
             load.sha256,
-            file.stat().st_size,
+            file.stat().st_size if load.sha256 else 0,  # a file refused unopened (a link) is not followed
             load.rows_read,
             load.rows_loaded,
             load.rows_quarantined,
@@ -82,6 +91,7 @@ def record(connection: duckdb.DuckDBPyConnection, source_table: str, file: Path,
             [table for table, _ in load.tables],
             json.dumps(dict(load.tables)),
             load.contract_sha256,
+            load.blank_lines,
         ],
     )
 
@@ -111,16 +121,21 @@ def files_that_fed(connection: duckdb.DuckDBPyConnection, table: str) -> list[tu
     """(contract, file, tables it fed) of every current file that fed a raw table."""
     return connection.execute(
         f"select source_table, file, coalesce(tables_fed, []) from {META_SCHEMA}.load_ledger "
-        f"where status <> 'replaced' and {_FED}",
+        f"where status not in ('replaced', 'unloaded') and {_FED}",
         [table, table],
     ).fetchall()
 
 
 def forget_table(connection: duckdb.DuckDBPyConnection, table: str) -> None:
-    """The raw table was rebuilt: every file that fed it, under any contract, loads again."""
+    """The raw table was rebuilt: every file that fed it, under any contract, loads again; a file taken back
+    (``unloaded``) stays out while its content is unchanged."""
     connection.execute(
         f"""delete from {META_SCHEMA}.quarantine where (source_table, file) in (
             select (source_table, file) from {META_SCHEMA}.load_ledger where {_FED})""",
         [table, table],
     )
-    connection.execute(f"delete from {META_SCHEMA}.load_ledger where {_FED}", [table, table])
+    connection.execute(
+        f"""delete from {META_SCHEMA}.load_ledger where {_FED} and (source_table, file) not in (
+            select (source_table, file) from {META_SCHEMA}.load_ledger where status = 'unloaded')""",
+        [table, table],
+    )

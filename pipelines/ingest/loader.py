@@ -20,13 +20,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-from pipelines.ingest import ledger
-from pipelines.ingest.contracts import Column, Contract, Feed, Value
-from pipelines.ingest.readers import FileRefused, Readable, readable
+from pipelines import sql
+from pipelines.ingest import landing, ledger
+from pipelines.ingest.contracts import TYPES, Column, Contract, Feed, Value
+from pipelines.ingest.plausibility import Plausibility, check_rows
+from pipelines.ingest.readers import (
+    FileRefused,
+    Readable,
+    Scan,
+    count_lines,
+    line_mode,
+    open_bytes,
+    readable,
+    scan_file,
+)
 
 RAW_SCHEMA = "raw"
 _unique = itertools.count()
@@ -51,25 +65,29 @@ class FileLoad:
     filtered: tuple[tuple[str, int], ...] = ()  # (reason, rows)
     tables: tuple[tuple[str, int], ...] = ()  # (raw table, rows written to it)
     contract_sha256: str = ""
+    blank_lines: int = 0  # empty lines between the records: not records, counted apart
 
 
-def sql_string(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
+# The names the rest of the ingest code knows them by; the one helper is pipelines.sql.
+sql_string = sql.string
+sql_literal = sql.literal
+sql_identifier = sql.identifier
 
 
-def sql_literal(value: str | int | float | bool) -> str:
-    """A SQL literal of a constant from a contract: text quoted, numbers and booleans as numbers and booleans."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if value == value and abs(value) != float("inf") else "null"
-    return sql_string(str(value))
+# A contract column's type as SQL: one of the contract's type words, or decimal(p,s) with p and s numbers.
+SQL_TYPES = {kind: kind for kind in TYPES}
+_DECIMAL_TYPE = re.compile(r"^decimal\((\d{1,2}),(\d{1,2})\)$")
 
 
-def sql_identifier(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+def type_sql(kind: str) -> str:
+    """The SQL text of a contract column's type. The contract parser allows only these; checked again here, so
+    that no other text can reach SQL as a type."""
+    if kind in SQL_TYPES:
+        return SQL_TYPES[kind]
+    decimal = _DECIMAL_TYPE.match(kind)
+    if decimal is None:
+        raise ValueError(f"{kind!r} is not a column type: use one of {sorted(TYPES)} or decimal(p,s)")
+    return f"decimal({int(decimal[1])},{int(decimal[2])})"
 
 
 def file_sha256(file: Path) -> str:
@@ -98,17 +116,48 @@ def reader_sql(source: Readable, rejects: str, columns: tuple[Column, ...]) -> s
         f"rejects_table = {sql_string(rejects)}",
         f"rejects_scan = {sql_string(rejects + '_scan')}",
     ]
+    if source.compression == "gzip":  # found by the file's magic bytes, whatever its name says
+        options.append("compression = 'gzip'")
+    names = list(source.names)  # a line-mode copy: its header read by us, no sniffing to trip over a bad line
     if not dialect.header:
-        names = ", ".join(f"{sql_string(column.name)}: 'VARCHAR'" for column in columns)
-        options += ["auto_detect = false", f"columns = {{{names}}}"]
+        names = [column.name for column in columns]
+        if source.line_column:
+            names.insert(0, source.line_column)
+    if names:
+        typed = ", ".join(f"{sql_string(name)}: 'VARCHAR'" for name in names)
+        options += ["auto_detect = false", f"columns = {{{typed}}}"]
     return f"read_csv({', '.join(options)})"
 
 
+# Characters nobody sees that make two equal-looking keys differ: zero-width space, non-joiner and joiner, word
+# joiner, and the byte-order mark (U+FEFF) where it is not the first character of the file.
+INVISIBLE_CHARACTERS = "\u200b\u200c\u200d\u2060\ufeff"
+_INVISIBLE = r"\x{200B}\x{200C}\x{200D}\x{2060}\x{FEFF}"
+# Unicode white space as Python's str.isspace knows it (RE2's \s is ASCII only): ASCII blanks and line ends, the
+# information separators, NEL, and the separators of category Z (NBSP, the typographic and ideographic spaces...).
+_SPACE = r"\s\x0b\x1c-\x1f\x{85}\pZ"
+_CLEAN = f"^[{_SPACE}{_INVISIBLE}]+|[{_SPACE}{_INVISIBLE}]+$|[{_INVISIBLE}]+"
+
+
+def clean_text_sql(value: str) -> str:
+    """``value`` (text) less the invisible characters anywhere and Unicode white space at both ends. An ASCII cell
+    that starts and ends with a visible character, nearly every cell, is taken as it is: the regular expression
+    would cost a tenth of the load."""
+    return (
+        f"case when strlen({value}) = length({value}) and left({value}, 1) > ' ' and right({value}, 1) > ' ' "
+        f"then {value} else regexp_replace({value}, {sql_string(_CLEAN)}, '', 'g') end"
+    )
+
+
 def _text_value(source: Readable, header: str) -> str:
-    """The cell as the file holds it, empty text read as missing."""
+    """The cell as the file holds it less the invisible characters anywhere and white space at both ends, empty
+    text read as missing: what is cast, compared and loaded."""
     if source.format == "parquet":
         return sql_identifier(header)
-    return f"nullif(trim({sql_identifier(header)}), '')"
+    cell = sql_identifier(header)
+    if source.lines is not None and source.lines.has_nul:  # only files that hold one pay for this
+        cell = f"replace({cell}, chr(0), '')"
+    return f"nullif({clean_text_sql(cell)}, '')"
 
 
 def _formats(column: Column) -> str:
@@ -125,7 +174,7 @@ def cast_sql(source: Readable, column: Column, header: str, excel: bool = False)
     if kind == "varchar":
         return f"{value}::varchar" if source.format == "parquet" else value
     if source.format == "parquet" and not (kind in ("date", "timestamp") and column.formats):
-        return f"try_cast({value} as {kind})"
+        return f"try_cast({value} as {type_sql(kind)})"
     if source.format == "parquet":  # typed in the file, or text in the declared format
         parsed = f"coalesce(try_cast({value} as timestamp), try_strptime({value}::varchar, {_formats(column)}))"
         return f"{parsed}::date" if kind == "date" else parsed
@@ -140,7 +189,7 @@ def cast_sql(source: Readable, column: Column, header: str, excel: bool = False)
             value = f"replace({value}, {sql_string(dialect.thousands_separator)}, '')"
         if dialect.decimal_separator != ".":
             value = f"replace({value}, {sql_string(dialect.decimal_separator)}, '.')"
-    return f"try_cast({value} as {kind})"
+    return f"try_cast({value} as {type_sql(kind)})"
 
 
 def problems_sql(source: Readable, matched: dict[str, str], contract: Contract, excel: bool) -> str:
@@ -166,7 +215,7 @@ def problems_sql(source: Readable, matched: dict[str, str], contract: Contract, 
                 f"{{'column': {name}, 'kind': 'type', 'reason': {reason}}} end"
             )
     if not checks:
-        return "[]::struct(column varchar, kind varchar, reason varchar)[]"
+        return '[]::struct("column" varchar, kind varchar, reason varchar)[]'
     return f"list_filter([{', '.join(checks)}], lambda problem: problem is not null)"
 
 
@@ -183,7 +232,7 @@ def raw_table(name: str) -> str:
 
 def _create_feed_table(connection: duckdb.DuckDBPyConnection, feed: Feed) -> None:
     connection.execute(f"create schema if not exists {RAW_SCHEMA}")
-    columns = [f"{sql_identifier(column.name)} {column.type}" for column in feed.columns]
+    columns = [f"{sql_identifier(column.name)} {type_sql(column.type)}" for column in feed.columns]
     columns += [f"{name} {kind}" for name, kind in LINEAGE_COLUMNS]
     connection.execute(f"create or replace table {raw_table(feed.table)} ({', '.join(columns)})")
 
@@ -257,7 +306,7 @@ def _derive_and_filter(connection: duckdb.DuckDBPyConnection, contract: Contract
 
 
 def _feed_value_sql(column: Column, value: Value) -> str:
-    typed = f"try_cast({{}} as {column.type})"
+    typed = f"try_cast({{}} as {type_sql(column.type)})"
     parts = []
     if value.expression is not None:
         parts.append(typed.format(value.expression.sql()))
@@ -280,7 +329,7 @@ def _project_feed(connection: duckdb.DuckDBPyConnection, contract: Contract, fee
     selected, checks = [], []
     for column in feed.columns:
         value = values.get(column.name)
-        cell = _feed_value_sql(column, value) if value is not None else f"null::{column.type}"
+        cell = _feed_value_sql(column, value) if value is not None else f"null::{type_sql(column.type)}"
         selected.append(f"{cell} as {sql_identifier(column.name)}")
         name, where = sql_string(column.name), f"feeds {feed.label}"
         unreadable = "false"
@@ -302,7 +351,7 @@ def _project_feed(connection: duckdb.DuckDBPyConnection, contract: Contract, fee
     problems = (
         f"list_filter([{', '.join(checks)}], lambda problem: problem is not null)"
         if checks
-        else "[]::struct(column varchar, kind varchar, reason varchar)[]"
+        else '[]::struct("column" varchar, kind varchar, reason varchar)[]'
     )
     taken = f" and coalesce({feed.where.sql()}, false)" if feed.where is not None else ""
     if not checks:  # nothing to find: a view, always the clean rows of _batch, saves copying the file
@@ -482,17 +531,71 @@ def _renumber_after_rejects(connection: duckdb.DuckDBPyConnection, rejects: int)
     )
 
 
+class _ParserFailed(FileRefused):
+    """DuckDB's CSV reader gave up on the file as a whole; line mode may still read it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    """What one read of a file made: its unknown headers, the malformed records, the records parsed, and the
+    non-blank physical lines those records account for (a record whose quoted values hold line breaks spans
+    several lines; a malformed record counts as one line)."""
+
+    unknown: tuple[str, ...]
+    rejected: int
+    parsed: int
+    lines: int
+    blank_inside: int  # blank lines inside quoted values: part of a record, not blank lines between records
+    swallowed: int = 0  # records whose quoted values hold lines that look like whole records of their own
+
+
+def _line_runs_sql(present: list[str], blank_inside: bool = False) -> str:
+    """The non-blank lines a record adds beyond its first: the runs of line breaks inside its values (each run
+    starts one more line with text on it; the rest of a run are blank lines, counted with the file's). With
+    ``blank_inside``, the blank lines inside its values instead (its line breaks less their runs)."""
+    text = f"concat_ws(chr(31), {', '.join(sql_identifier(header) for header in present)})"
+    count = f"len(regexp_extract_all({text}, '[\\r\\n]+'))"
+    if blank_inside:
+        count = f"len(regexp_extract_all({text}, '\\r\\n|\\r|\\n')) - {count}"
+    return f"case when strpos({text}, chr(10)) > 0 or strpos({text}, chr(13)) > 0 then {count} else 0 end"
+
+
+def _swallowed_sql(present: list[str], delimiter: str) -> str:
+    """True when a value's second or later line holds as many delimiters as a whole record has: a stray quote
+    opened a value and a later quote closed it, so the lines between would be swallowed into one value although
+    the line count still adds up. A real note written over several lines rarely looks like that."""
+    text = f"concat_ws(chr(31), {', '.join(sql_identifier(header) for header in present)})"
+    mark = sql_string(delimiter)
+    looks_whole = f"(length(part) - length(replace(part, {mark}, ''))) // length({mark}) >= {int(len(present) - 1)}"
+    return (
+        f"case when strpos({text}, chr(10)) > 0 or strpos({text}, chr(13)) > 0 then "
+        f"len(list_filter(regexp_split_to_array({text}, '\\r\\n|\\r|\\n')[2:], lambda part: {looks_whole})) > 0 "
+        "else false end"
+    )
+
+
 def _read_batch(
-    connection: duckdb.DuckDBPyConnection, contract: Contract, source: Readable, shown_name: str
-) -> tuple[tuple[str, ...], int, int]:
-    """Read the file into temp table _batch (typed columns, problems) and _rejected; return unknown headers,
-    the number of malformed records and the number of records parsed."""
-    rejects = f"_rejects_{next(_unique)}"
+    connection: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    source: Readable,
+    shown_name: str,
+    unbalanced: tuple[tuple[int, str], ...] = (),
+) -> _Read:
+    """Read the file into temp table _batch (typed columns, problems) and _rejected (malformed records).
+
+    A line-mode copy (``source.line_column`` set) numbers each record by its physical line, and ``unbalanced``
+    are its lines set apart because their quotes do not balance."""
+    rejects = sql.safe_name(f"rejects_{next(_unique)}", "rejects table")
     reader = reader_sql(source, rejects, contract.columns)
     try:
         present = [row[0] for row in connection.execute(f"describe select * from {reader}").fetchall()]
     except duckdb.Error as error:
-        raise FileRefused(f"{shown_name}: cannot be read as {contract.format} ({error})") from error
+        raise _ParserFailed(
+            f"{shown_name}: cannot be read as {contract.format} ({_first_line(error, source)})"
+        ) from error
+    numbered = source.line_column
+    if numbered:
+        present = [header for header in present if header != numbered]
     matched, unknown = _match_headers(contract, present)
     missing = [column for column in contract.columns if column.required and column.name not in matched]
     if missing:
@@ -504,7 +607,7 @@ def _read_batch(
     selected = [
         f"{cast_sql(source, column, matched[column.name], excel)} as {sql_identifier(column.name)}"
         if column.name in matched
-        else f"null::{column.type} as {sql_identifier(column.name)}"
+        else f"null::{type_sql(column.type)} as {sql_identifier(column.name)}"
         for column in contract.columns
     ]
     extra = (
@@ -512,7 +615,20 @@ def _read_batch(
         if unknown
         else "null::json"
     )
-    header_lines = int(source.dialect.skip_rows) + (1 if source.dialect.header else 0)
+    # Lines before the first record in the landing file (a line-mode copy has lost its skipped lines).
+    dialect = contract.dialect if numbered else source.dialect
+    header_lines = int(dialect.skip_rows) + (1 if dialect.header else 0)
+    counting = not numbered and source.format == "csv" and source.lines is not None and source.lines.has_quote
+    if counting:
+        selected.append(f"{_line_runs_sql(present)} as _line_runs")
+        if len(present) > 1:
+            selected.append(f"{_swallowed_sql(present, source.dialect.delimiter)} as _swallowed")
+        if source.lines.blank:  # rare: are some of the file's blank lines inside quoted values?
+            selected.append(f"{_line_runs_sql(present, blank_inside=True)} as _blank_inside")
+    record = "to_json(_source_row)"
+    if numbered:
+        selected.append(f"try_cast({sql_identifier(numbered)} as bigint) - {header_lines} as _row_number")
+        record = f"json_remove({record}, {sql_string('$.' + sql_identifier(numbered))})"
     try:
         connection.execute(
             # No row_number() window here: it would serialise the parallel read (twice the time). The temp
@@ -527,23 +643,39 @@ def _read_batch(
             )
             -- the row as the file held it, serialised only for the rows that are quarantined
             select * exclude (_source_row),
-                case when len(_problems) > 0 then to_json(_source_row) end as _record
+                case when len(_problems) > 0 then {record} end as _record
             from checked"""
         )
     except duckdb.Error as error:
-        raise FileRefused(f"{shown_name}: cannot be read as {contract.format} ({error})") from error
-    connection.execute("alter table _batch add column _row_number bigint")
-    # Temporary tables number their rows from an offset: count from the first one.
-    connection.execute("update _batch set _row_number = rowid - (select min(rowid) from _batch) + 1")
-    parsed = connection.execute("select count(*) from _batch").fetchone()[0]
+        raise _ParserFailed(
+            f"{shown_name}: cannot be read as {contract.format} ({_first_line(error, source)})"
+        ) from error
+    if not numbered:
+        connection.execute("alter table _batch add column _row_number bigint")
+        # Temporary tables number their rows from an offset: count from the first one.
+        connection.execute("update _batch set _row_number = rowid - (select min(rowid) from _batch) + 1")
+    sums = "coalesce(sum(_line_runs), 0)" if counting else "0"
+    sums += ", coalesce(sum(_blank_inside), 0)" if counting and source.lines.blank else ", 0"
+    sums += ", count(*) filter (where _swallowed)" if counting and len(present) > 1 else ", 0"
+    parsed, runs, blank_inside, swallowed = connection.execute(f"select count(*), {sums} from _batch").fetchone()
     if source.format == "parquet":
         connection.execute("create or replace temp table _rejected (record bigint, reason varchar, line varchar)")
-        return unknown, 0, parsed
+        return _Read(unknown, 0, parsed, parsed, 0)
+    # DuckDB logs one reject per missing column: one malformed record is one line. In line mode each record's
+    # first field is its physical line.
+    delimiter = sql_string(source.dialect.delimiter)
+    record_number = (
+        f"try_cast(split_part(any_value(csv_line), {delimiter}, 1) as bigint) - {header_lines}"
+        if numbered
+        else f"line - {header_lines}"
+    )
+    reason = "string_agg(distinct error_message, '; ')"
+    if numbered:
+        reason = f"concat('line ', format('{{:,}}', {record_number} + {header_lines}), ': ', {reason})"
     connection.execute(
-        # DuckDB logs one reject per missing column: one malformed record is one line.
         f"""create or replace temp table _rejected as
-        select line - {header_lines} as record, min(error_type) as error_type,
-            string_agg(distinct error_message, '; ') as reason, any_value(csv_line) as line
+        select {record_number} as record, min(error_type) as error_type, {reason} as reason,
+            any_value(csv_line) as line
         from {rejects} group by line"""
     )
     connection.execute(f"drop table {rejects}")
@@ -556,13 +688,80 @@ def _read_batch(
             f"{shown_name}: line {encoding_error + header_lines} is not valid {contract.dialect.encoding}; "
             "declare the file's real encoding in its contract (csv: {encoding: cp1252}, for example)"
         )
+    if unbalanced:
+        connection.execute(
+            """insert into _rejected
+            select line_number - ?, 'UNQUOTED VALUE',
+                concat('line ', format('{:,}', line_number), ': a quote opens a value that the line does not close'),
+                text
+            from (select unnest(?::bigint[]) as line_number, unnest(?::varchar[]) as text)""",
+            [header_lines, [number for number, _ in unbalanced], [text for _, text in unbalanced]],
+        )
     rejected = connection.execute("select count(*) from _rejected").fetchone()[0]
+    if not numbered:
+        _renumber_after_rejects(connection, rejected)
+    return _Read(unknown, rejected, parsed, parsed + runs + rejected, int(blank_inside), int(swallowed))
+
+
+def _refuse_malformed(connection: duckdb.DuckDBPyConnection, contract: Contract, read: _Read, shown_name: str) -> None:
+    """Most records malformed: the delimiter or the columns are wrong, not some rows."""
+    rejected, parsed = read.rejected, read.parsed
     if rejected and rejected / (rejected + parsed) > contract.refuse_above_bad_share:
         example = connection.execute("select reason from _rejected order by record limit 1").fetchone()[0]
         share = "every record is" if parsed == 0 else f"{rejected:,} of {rejected + parsed:,} records are"
         raise FileRefused(f"{shown_name}: {share} malformed ({example}); check the delimiter and the columns")
-    _renumber_after_rejects(connection, rejected)
-    return unknown, rejected, parsed
+
+
+def _first_line(failure: Exception, source: Readable) -> str:
+    """The first line of DuckDB's error, without the path of the file it read (a temporary copy, or a folder
+    of the machine, that nobody needs to see)."""
+    text = (str(failure).splitlines() or [""])[0]
+    return text.replace(f' "{source.path}"', "").replace(str(source.path), "the file")[:200]
+
+
+def _read_accounted(
+    connection: duckdb.DuckDBPyConnection, contract: Contract, source: Readable, shown_name: str
+) -> tuple[_Read, int, str]:
+    """Read the file so that every physical data line is accounted for; return the read, the blank lines and a
+    note for the ledger.
+
+    The parser's records (with the lines their quoted values span) plus its malformed records plus the blank
+    lines must make the file's physical data lines, counted on its bytes. When they do not (a stray quote
+    swallowed the lines after it, the parser counted a line twice or gave up on the file), the file is read again
+    in line mode: one record per physical line, and a line whose quotes do not balance is malformed on its own.
+    """
+    lines = source.lines
+    if contract.format != "csv" or source.format != "csv" or lines is None:
+        read = _read_batch(connection, contract, source, shown_name)
+        _refuse_malformed(connection, contract, read, shown_name)
+        return read, 0, ""
+    header_lines = int(source.dialect.skip_rows) + (1 if source.dialect.header else 0)
+    data_lines = max(lines.lines - header_lines, 0)
+    try:
+        read = _read_batch(connection, contract, source, shown_name)
+        if read.lines + lines.blank == data_lines and not read.swallowed:
+            _refuse_malformed(connection, contract, read, shown_name)
+            return read, lines.blank - read.blank_inside, ""
+        parser_said = (
+            f"the CSV parser's {read.parsed:,} records and {read.rejected:,} malformed ones"
+            if not read.swallowed
+            else f"the CSV parser, whose {read.swallowed:,} record(s) hold whole lines of records in a quoted value,"
+        )
+    except _ParserFailed as failure:
+        parser_said = f"the CSV parser, which gave up on it ({_first_line(failure.__cause__ or failure, source)}),"
+    with line_mode(source) as copy:
+        read = _read_batch(connection, contract, copy.readable, shown_name, copy.unbalanced)
+    if read.lines + copy.blank != data_lines:
+        raise FileRefused(
+            f"{shown_name}: {data_lines:,} lines, but only {read.lines + copy.blank:,} could be accounted for, even "
+            "line by line; check the file's delimiter and quote character in its contract"
+        )
+    _refuse_malformed(connection, contract, read, shown_name)
+    note = (
+        f"read line by line: {parser_said} did not account for the file's {data_lines:,} data lines "
+        "(a stray quote?); each line is a record, and a line whose quotes do not balance is quarantined"
+    )
+    return read, copy.blank, note
 
 
 def load_file(
@@ -572,19 +771,65 @@ def load_file(
     landing_dir: Path,
     run_id: str,
     previous: ledger.Entry | None = None,
+    plausibility: Plausibility | None = None,
 ) -> FileLoad:
-    """Load one file (in one transaction) unless the ledger already holds it with the same content and contract."""
+    """Load one file (in one transaction) unless the ledger already holds it with the same content and contract
+    (or the same content was taken back with ``crm unload``). Links and special files are refused unopened, an
+    empty file is recorded as ``empty``, and a file still being written is left for the next run (``deferred``)."""
     relative = file.relative_to(landing_dir).as_posix()
-    sha256 = file_sha256(file)
+    seen = landing.inspect(file, landing_dir)  # nothing is opened before this (pipelines/ingest/landing.py)
+    if seen.status == "deferred":
+        return FileLoad(relative, "", "deferred", message=seen.message)
+    if seen.status == "refused":
+        if previous is not None and previous.sha256 == "" and previous.status in ("refused", "unloaded"):
+            return FileLoad(relative, "", "unchanged", message=seen.message)  # refused unopened before: same
+        return _record_refusal(
+            connection, contract, file, relative, "", run_id, seen.message, previous, reason_code=seen.reason_code,
+            rows=0,
+        )  # fmt: skip
+    scan = None if seen.status == "empty" else scan_file(file, contract.dialect.quote, text=contract.format == "csv")
+    sha256 = hashlib.sha256(b"").hexdigest() if scan is None else scan.sha256  # hash and line count: one read
+    still_written = landing.changed_since(file, seen)
+    if still_written:
+        return FileLoad(relative, "", "deferred", message=still_written)
+    if previous is not None and previous.sha256 == sha256 and previous.status == "unloaded":
+        message = f"{relative} was unloaded by run {previous.run_id}; it loads again when its content changes"
+        return FileLoad(relative, sha256, "unchanged", message=message)
     if previous is not None and (previous.sha256, previous.contract_sha256) == (sha256, contract.sha256):
         return FileLoad(relative, sha256, "unchanged", message=f"already {previous.status} by run {previous.run_id}")
+    if seen.status == "empty" and previous is not None and previous.status == "loaded":
+        # A 0-byte re-delivery is a failed transfer far more often than a wish to empty the file: keep its rows.
+        return FileLoad(
+            relative,
+            sha256,
+            "deferred",
+            message=f"{relative} is empty (0 bytes) but an earlier delivery of it is loaded (run {previous.run_id}): "
+            f"its rows stay until a full file replaces it, or `crm unload {relative}` takes them back",
+        )
+    if seen.status == "empty":  # recorded, blocks nothing
+        with _transaction(connection):
+            replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous else 0
+            empty = FileLoad(relative, sha256, "empty", rows_replaced=replaced, message=seen.message,
+                             contract_sha256=contract.sha256)  # fmt: skip
+            ledger.record(connection, contract.name, file, empty, run_id)
+        return empty
+    try:
+        # Read before the transaction: a parser error would abort it, and line mode must still be able to read.
+        with readable(contract, file, relative, scan) as source:
+            read, blank_lines, note = _read_accounted(connection, contract, source, relative)
+    except FileRefused as refusal:
+        _drop_work_tables(connection, contract)
+        return _record_refusal(connection, contract, file, relative, sha256, run_id, str(refusal), previous, scan=scan)
+    except BaseException:
+        _drop_work_tables(connection, contract)
+        raise
     connection.execute("begin transaction")
     try:
         replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous is not None else 0
-        with readable(contract, file, relative) as source:
-            unknown, rejected, parsed = _read_batch(connection, contract, source, relative)
-        rows_read = parsed + rejected
+        unknown, rejected = read.unknown, read.rejected
+        rows_read = read.parsed + rejected
         _refuse_unreadable_columns(connection, contract, relative, rows_read)
+        check_rows(connection, contract, relative, run_id, plausibility)  # plausibility
         _derive_and_filter(connection, contract)
         tables = [_project_feed(connection, contract, feed, index) for index, feed in enumerate(contract.feeds)]
         for feed, table in zip(contract.feeds, tables, strict=True):
@@ -597,14 +842,15 @@ def load_file(
         names = ", ".join(sql_identifier(column.name) for column in contract.columns)
         connection.execute(
             f"""insert into {ledger.META_SCHEMA}.quarantine
-            select ?, ?, _row_number, problem.column, problem.reason, _record, ?, now()
+            select ?, ?, _row_number, problem.column, problem.reason, problem.kind, _record, ?, now()
             from (
                 select _row_number, unnest(_problems) as problem,
                     coalesce(_record, to_json(struct_pack({names}))) as _record
                 from _batch where len(_problems) > 0
             )
             union all
-            select ?, ?, record, null, concat('malformed record: ', reason), to_json(line), ?, now() from _rejected""",
+            select ?, ?, record, null, concat('malformed record: ', reason), 'malformed', to_json(line), ?, now()
+            from _rejected""",
             [contract.name, relative, run_id] * 2,
         )
         bad_rows = connection.execute("select count(*) from _batch where len(_problems) > 0").fetchone()[0]
@@ -626,22 +872,28 @@ def load_file(
             filtered=tuple((reason, int(count)) for reason, count in filtered),
             tables=tuple(written),
             contract_sha256=contract.sha256,
+            message=note,
+            blank_lines=blank_lines,
         )
         ledger.record(connection, contract.name, file, result, run_id)
         connection.execute("commit")
     except FileRefused as refusal:
         connection.execute("rollback")
-        return _record_refusal(connection, contract, file, relative, sha256, run_id, str(refusal), previous)
+        return _record_refusal(connection, contract, file, relative, sha256, run_id, str(refusal), previous, scan=scan)
     except BaseException:
         connection.execute("rollback")
         raise
     finally:
-        for index in range(len(contract.feeds)):
-            connection.execute(f"drop view if exists {_feed_relation(index, lazy=True)}")
-            connection.execute(f"drop table if exists {_feed_relation(index, lazy=False)}")
-        for table in ("_batch", "_rejected"):
-            connection.execute(f"drop table if exists {table}")
+        _drop_work_tables(connection, contract)
     return result
+
+
+def _drop_work_tables(connection: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    for index in range(len(contract.feeds)):
+        connection.execute(f"drop view if exists {_feed_relation(index, lazy=True)}")
+        connection.execute(f"drop table if exists {_feed_relation(index, lazy=False)}")
+    for table in ("_batch", "_rejected"):
+        connection.execute(f"drop table if exists {table}")
 
 
 def _forget_earlier_delivery(
@@ -679,37 +931,64 @@ def _record_refusal(
     run_id: str,
     message: str,
     previous: ledger.Entry | None,
+    reason_code: str = "refused",
+    rows: int | None = None,
+    scan: Scan | None = None,
 ) -> FileLoad:
-    """A refused file loads nothing; it is held back whole: one file-level quarantine entry, one ledger row."""
-    connection.execute("begin transaction")
-    replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous is not None else 0
-    rows = _count_records(contract, file)
-    connection.execute(
-        f"insert into {ledger.META_SCHEMA}.quarantine values (?, ?, null, null, ?, null, ?, now())",
-        [contract.name, relative, f"file refused: {message}", run_id],
-    )
-    result = FileLoad(
-        relative, sha256, "refused", rows, 0, rows, replaced, (), message, contract_sha256=contract.sha256
-    )
-    ledger.record(connection, contract.name, file, result, run_id)
-    connection.execute("commit")
+    """A refused file loads nothing; it is held back whole: one file-level quarantine entry, one ledger row.
+    ``rows`` is its records when known (0 for a file refused unopened), else they are counted."""
+    blank = 0
+    if rows is None:
+        rows, blank = _count_records(contract, file, scan)
+    with _transaction(connection):
+        replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous else 0
+        connection.execute(
+            f"insert into {ledger.META_SCHEMA}.quarantine values (?, ?, null, null, ?, ?, null, ?, now())",
+            [contract.name, relative, f"file refused: {message}", reason_code, run_id],
+        )
+        result = FileLoad(
+            relative, sha256, "refused", rows, 0, rows, replaced, (), message, contract_sha256=contract.sha256,
+            blank_lines=blank,
+        )  # fmt: skip
+        ledger.record(connection, contract.name, file, result, run_id)
     return result
 
 
-def _count_records(contract: Contract, file: Path) -> int:
-    """Data records of a refused file (its lines less the header), so the ledger still reconciles."""
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: committed when the block ends, rolled back when it raises (earlier rows untouched)."""
+    connection.execute("begin transaction")
+    try:
+        yield
+    except BaseException:
+        connection.execute("rollback")
+        raise
+    connection.execute("commit")
+
+
+def _count_records(contract: Contract, file: Path, scan: Scan | None = None) -> tuple[int, int]:
+    """Records and blank lines of a refused CSV file, as line mode would read it (its non-blank physical lines
+    less the header), so the ledger still reconciles."""
     if contract.format != "csv":
-        return 0
-    with file.open("rb") as handle:
-        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-        handle.seek(max(file.stat().st_size - 1, 0))
-        if file.stat().st_size and handle.read(1) != b"\n":
-            lines += 1
-    return max(lines - contract.dialect.skip_rows - (1 if contract.dialect.header else 0), 0)
+        return 0, 0
+    scan = scan or scan_file(file, contract.dialect.quote)
+    lines = scan.lines
+    if scan.byte_order_mark is not None and not scan.damaged:  # UTF-16/32: count the decoded text's lines
+        with open_bytes(file, scan.gzip) as handle:
+            text = handle.read().decode(scan.byte_order_mark[0], errors="replace").encode("utf-8")
+        lines = count_lines([text])
+    header_lines = contract.dialect.skip_rows + (1 if contract.dialect.header else 0)
+    data_lines = max(lines.lines - header_lines, 0)
+    blank = min(lines.blank, data_lines)
+    return data_lines - blank, blank
 
 
 def load_table(
-    connection: duckdb.DuckDBPyConnection, contract: Contract, landing_dir: Path, run_id: str
+    connection: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    landing_dir: Path,
+    run_id: str,
+    plausibility: Plausibility | None = None,
 ) -> list[FileLoad]:
     """Bring the raw tables a contract feeds up to date with the landing zone: new and changed files load,
     unchanged ones are skipped, and every file loads again when the contract itself changed.
@@ -726,7 +1005,13 @@ def load_table(
     current = ledger.current_entries(connection, contract.name)
     return [
         load_file(
-            connection, contract, file, landing_dir, run_id, current.get(file.relative_to(landing_dir).as_posix())
+            connection,
+            contract,
+            file,
+            landing_dir,
+            run_id,
+            current.get(file.relative_to(landing_dir).as_posix()),
+            plausibility,
         )
         for file in contract.matching_files(landing_dir)
     ]

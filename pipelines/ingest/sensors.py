@@ -2,11 +2,13 @@
 
 It looks only at the file system (names, sizes, modification times), never at the warehouse, which a running
 job may hold open. A file is ready when it looks the same on two ticks in a row, so a file still being copied
-is not picked up half-written. Loading is idempotent, so a run that finds nothing new changes nothing.
+is not picked up half-written; names of copies in progress (``.partial``, ``.tmp``...) are not even listed
+(pipelines/ingest/landing.py). Loading is idempotent, so a run that finds nothing new changes nothing.
 """
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,15 +16,20 @@ import dagster as dg
 
 from pipelines.ingest.contracts import Contract
 from pipelines.resources import AS_OF_TAG
+from pipelines.runs import free_queue
 
 
 def landing_state(contracts: Sequence[Contract], landing_dir: Path) -> dict[str, list[int]]:
-    """Every contract file in the landing zone with its size and modification time."""
+    """Every contract file in the landing zone with its size and modification time, as the entry itself says:
+    a link is not followed (its load is refused) and a file gone since the listing is left out."""
     state: dict[str, list[int]] = {}
     for contract in contracts:
         for file in contract.matching_files(landing_dir):
-            stat = file.stat()
-            state[file.relative_to(landing_dir).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+            try:
+                seen = os.lstat(file)
+            except FileNotFoundError:
+                continue
+            state[file.relative_to(landing_dir).as_posix()] = [seen.st_size, seen.st_mtime_ns]
     return state
 
 
@@ -48,6 +55,7 @@ def build_landing_sensor(
         description="Runs the nightly job when new or changed export files have landed (and finished copying).",
     )
     def landing_zone_sensor(context: dg.SensorEvaluationContext):
+        free_queue(context, job.name)
         previous = json.loads(context.cursor) if context.cursor else {}
         cursor, signature = ready_changes(previous, landing_state(contracts, landing_dir))
         context.update_cursor(json.dumps(cursor, sort_keys=True))

@@ -17,6 +17,10 @@ import polars as pl
 # without a return process would see them.
 SPEND_COLUMNS = {"net": "net_revenue", "gross": "gross_revenue"}
 
+# The {placeholders} of these templates are filled only with this module's constants (a SPEND_COLUMNS value,
+# BEFORE_CUTOFF or IN_WINDOW, and one template inside another), never with a name or value from outside: the cutoff
+# and the window are bound parameters ($cutoff, $days).
+
 OCCASIONS_SQL = """
 select customer_id, order_date, sum({spend})::double as value
 from marts.fct_orders

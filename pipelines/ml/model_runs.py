@@ -5,6 +5,7 @@ inputs fed it (``inputs``: the feature groups that had data, e.g. ``["sales"]`` 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -12,6 +13,7 @@ import duckdb
 import polars as pl
 
 from models_ml import Verdict
+from pipelines import sql
 
 ML_SCHEMA = "ml"
 
@@ -95,12 +97,13 @@ def record_model_run(connection: duckdb.DuckDBPyConnection, run: ModelRun) -> st
         "baseline_metrics": None if run.baseline_metrics is None else _json(run.baseline_metrics),
         "beats_baseline": run.beats_baseline,
         "score_source": run.score_source,
-        "notes": " ".join(note if note.endswith((".", "?", "!")) else f"{note}." for note in run.notes) or None,
+        "notes": _without_paths(" ".join(note if note.endswith((".", "?", "!")) else f"{note}." for note in run.notes))
+        or None,
         "duration_seconds": (finished_at - run.started_at).total_seconds(),
         "inputs": _json(run.inputs),
     }
     connection.execute(f"delete from {ML_SCHEMA}.model_runs where model_run_id = ?", [run.model_run_id])
-    names = ", ".join(values)
+    names = ", ".join(sql.identifier(name) for name in values)
     connection.execute(
         f"insert into {ML_SCHEMA}.model_runs ({names}) values ({', '.join('?' for _ in values)})", list(values.values())
     )
@@ -114,17 +117,37 @@ def write_scores(connection: duckdb.DuckDBPyConnection, table: str, frame: pl.Da
     frame = frame.with_columns(as_of=pl.lit(as_of), model_run_id=pl.lit(run.model_run_id))
     connection.execute(f"create schema if not exists {ML_SCHEMA}")
     connection.register("_frame", frame.to_arrow())
+    target = sql.qualified(ML_SCHEMA, sql.safe_name(table, "score table"))
     try:
-        connection.execute(f"create table if not exists {ML_SCHEMA}.{table} as select * from _frame limit 0")
+        connection.execute(f"create table if not exists {target} as select * from _frame limit 0")
         # a score added by a newer version of the model becomes a new column; earlier as-ofs read null there
         for name, kind in connection.execute(
             "select column_name, column_type from (describe select * from _frame)"
         ).fetchall():
-            connection.execute(f'alter table {ML_SCHEMA}.{table} add column if not exists "{name}" {kind}')
-        connection.execute(f"delete from {ML_SCHEMA}.{table} where as_of = ?", [as_of])
-        connection.execute(f"insert into {ML_SCHEMA}.{table} by name select * from _frame")
+            connection.execute(
+                f"alter table {target} add column if not exists {sql.identifier(name)} {sql.column_type(kind)}"
+            )
+        # one transaction: a run killed here leaves the earlier scores of the as-of, never none
+        connection.begin()
+        try:
+            connection.execute(f"delete from {target} where as_of = ?", [as_of])
+            connection.execute(f"insert into {target} by name select * from _frame")
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
     finally:
         connection.unregister("_frame")
+
+
+# An absolute path (POSIX or Windows) inside a sentence, e.g. from an error a library raised while fitting.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:[\\/]|/)(?:[^\s/\\'\"]+[\\/])+([^\s/\\'\"]*)")
+
+
+def _without_paths(text: str) -> str:
+    """Notes are published: an absolute path in one (a library's error message) keeps only its last part, so the
+    snapshot never tells where the warehouse or the landing zone live."""
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1) or "(path)", text)
 
 
 def _json(value: object) -> str:

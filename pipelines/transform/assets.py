@@ -1,10 +1,13 @@
 """dbt models and tests as Dagster assets and checks, through dagster-dbt: one lineage graph with the ingest."""
 
 import json
+import math
 import os
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
@@ -34,18 +37,71 @@ class CrmDbtTranslator(DagsterDbtTranslator):
         return folders[0] if folders else "transform"
 
 
+class DbtVarError(ValueError):
+    """A setting cannot be passed to dbt as it is: the message names the setting and the shape it must have."""
+
+
+def _checked_code(setting: str, value: object, length: int, example: str, standard: str) -> str:
+    text = str(value).strip().upper() if isinstance(value, str) else ""
+    if not re.fullmatch(f"[A-Z]{{{length}}}", text):
+        raise DbtVarError(
+            f"setting {setting!r} is {value!r}: it must be an {standard} code of {length} letters, such as "
+            f"{example}; correct it in the settings file or the CRM_{setting.upper()} environment variable"
+        )
+    return text
+
+
+def _checked_timezone(setting: str, value: object) -> str:
+    try:
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ValueError, KeyError, ZoneInfoNotFoundError) as error:
+        raise DbtVarError(
+            f"setting {setting!r} is {value!r}: it must be an IANA timezone name such as Europe/Madrid; correct it "
+            f"in the settings file or the CRM_{setting.upper()} environment variable"
+        ) from error
+    return value
+
+
+def _checked_number(setting: str, value: object, *, whole: bool = False, minimum: float | None = None) -> float | int:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value) or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a finite number"
+        raise DbtVarError(
+            f"setting {setting!r} is {value!r}: it must be {kind}; correct it in the settings file or the "
+            f"CRM_{setting.upper()} environment variable"
+        )
+    if minimum is not None and value < minimum:
+        raise DbtVarError(f"setting {setting!r} is {value!r}: it must be at least {minimum:g}")
+    return int(value) if whole else value
+
+
+def _checked_date(setting: str, value: object) -> str:
+    if not isinstance(value, date):
+        raise DbtVarError(f"the run's {setting} is {value!r}: it must be a date (YYYY-MM-DD)")
+    return value.isoformat()
+
+
 def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
-    """The dbt variables of a run: its cutoff and the business settings the models use."""
+    """The dbt variables of a run: its cutoff and the business settings the models use, each checked for the shape
+    it must have (a date, an ISO code, a known timezone, a finite number) before it reaches dbt, with an error
+    naming the setting otherwise. The models quote them again (dbt_project/macros/literals.sql)."""
     return {
-        "as_of": as_of.isoformat(),
-        "reporting_currency": settings.currency,
-        "timezone": settings.timezone,
-        "default_country": settings.default_country,
-        "rfm_window_days": settings.rfm_window_days,
-        "tier_silver_min_spend": settings.tier_silver_min_spend,
-        "tier_gold_min_spend": settings.tier_gold_min_spend,
-        "tier_platinum_min_spend": settings.tier_platinum_min_spend,
-        "campaign_attribution_days": settings.campaign_attribution_days,
+        "as_of": _checked_date("as_of", as_of),
+        "reporting_currency": _checked_code("currency", settings.currency, 3, "EUR", "ISO 4217 currency"),
+        "timezone": _checked_timezone("timezone", settings.timezone),
+        "default_country": _checked_code("default_country", settings.default_country, 2, "ES", "ISO 3166 country"),
+        "rfm_window_days": _checked_number("rfm_window_days", settings.rfm_window_days, whole=True, minimum=1),
+        "tier_silver_min_spend": _checked_number("tier_silver_min_spend", settings.tier_silver_min_spend),
+        "tier_gold_min_spend": _checked_number("tier_gold_min_spend", settings.tier_gold_min_spend),
+        "tier_platinum_min_spend": _checked_number("tier_platinum_min_spend", settings.tier_platinum_min_spend),
+        "campaign_attribution_days": _checked_number(
+            "campaign_attribution_days", settings.campaign_attribution_days, whole=True, minimum=0
+        ),
+        "outlier_date_span_years": _checked_number(
+            "outlier_date_span_years", settings.outlier_date_span_years, whole=True, minimum=1
+        ),
     }
 
 
@@ -67,6 +123,7 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
             # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
             os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
+            warehouse.wait_until_free(on_wait=context.log.warning)
             args = dbt_build_args(settings, as_of_date(context, settings.today()))
             yield from dbt.cli(args, context=context).stream()
 

@@ -10,8 +10,11 @@ from dagster_dbt import DbtCliResource, DbtProject
 from pipelines.settings import PROJECT_ROOT
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
-# The dbt installed beside this Python (the project's .venv), whether or not the venv is on PATH.
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# The dbt installed beside this Python (the project's .venv), whether or not the venv is on PATH, started through
+# `crm-dbt` (pipelines/transform/dbt_child.py) so that it dies with the run that started it. An install that
+# predates the wrapper falls back to dbt itself.
+_BIN = Path(sys.executable).parent
+DBT_EXECUTABLE = str(_BIN / "crm-dbt") if (_BIN / "crm-dbt").exists() else str(_BIN / "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
 

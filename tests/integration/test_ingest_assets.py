@@ -17,6 +17,8 @@ columns:
   - {name: order_no, type: varchar, required: true}
   - {name: channel, type: varchar, allowed: [web, store]}
   - {name: quantity, type: integer, max: 10, severity: error}
+expectations:
+  - {expectation: expect_column_values_to_be_between, column: quantity, max_value: 5, severity: error}
 """
 
 
@@ -54,5 +56,16 @@ def test_a_warn_expectation_that_fails_is_a_warning_and_the_load_stands(tmp_path
 
 
 def test_an_error_expectation_that_fails_blocks_with_an_error_check(tmp_path: Path):
-    result = materialise(tmp_path, "A,web,1\nB,web,99\n")
+    result = materialise(tmp_path, "A,web,1\nB,web,7\n")
     assert checks(result)["expectations"] == (False, dg.AssetCheckSeverity.ERROR)
+
+
+def test_a_row_beyond_an_error_bound_is_quarantined_and_the_source_does_not_block(tmp_path: Path):
+    result = materialise(tmp_path, "A,web,1\nB,web,99\n")
+    assert result.success
+    assert checks(result)["expectations"][0] and checks(result)["files_accepted"][0]
+    assert checks(result)["plausible"] == (False, dg.AssetCheckSeverity.WARN)
+    with duckdb.connect(str(tmp_path / "crm.duckdb"), read_only=True) as connection:
+        assert connection.execute("select order_no from raw.shop__orders").fetchall() == [("A",)]
+        [(column, reason)] = connection.execute("select column_name, reason from meta.quarantine").fetchall()
+    assert column == "quantity" and reason.startswith("quantity 99 is above the contract's maximum 10")

@@ -21,7 +21,7 @@ final as (
         people.geography_id,
         people.country_code,
         people.city,
-        people.postcode,
+        {{ postcode_district('people.postcode', 'people.country_code') }} as postcode_district,
         people.billing_currency_code,
         people.created_date,
         people.has_customer_record,
@@ -44,7 +44,7 @@ final as (
         coalesce(consents.has_email_consent, false) as has_email_consent,
         coalesce(consents.has_sms_consent, false) as has_sms_consent,
         coalesce(consents.has_phone_consent, false) as has_phone_consent,
-        cast('{{ var("as_of") }}' as date) as as_of_date,
+        {{ as_of_date() }} as as_of_date,
         {{ reporting_currency() }} as reporting_currency_code,
         people.source_file,
         people.source_row_number

@@ -4,6 +4,8 @@
     campaign_attribution_days after the campaign's end (cut at the cutoff). Control members receive nothing,
     so comparing the groups' purchases in the window measures what the campaign caused; the marketing tool's
     own conversions are last-click attributions, kept beside it. -#}
+{%- set attribution_days = crm_number(var('campaign_attribution_days'), 'campaign_attribution_days') %}
+
 with members as (
     select * from {{ ref('int_campaign_members_classified') }}
     where exclusion_reason_code is null
@@ -53,10 +55,10 @@ windows as (
         assigned_at,
         assigned_date as window_start_date,
         least(
-            cast({{ dbt.dateadd('day', var("campaign_attribution_days"), 'campaign_end_date') }} as date),
+            cast({{ dbt.dateadd('day', attribution_days, 'campaign_end_date') }} as date),
             cast({{ dbt.dateadd('day', -1, as_of_date()) }} as date)
         ) as window_end_date,
-        {{ dbt.dateadd('day', var("campaign_attribution_days"), 'campaign_end_date') }} < {{ as_of_date() }}
+        {{ dbt.dateadd('day', attribution_days, 'campaign_end_date') }} < {{ as_of_date() }}
             as is_window_closed,
         source_file,
         source_row_number

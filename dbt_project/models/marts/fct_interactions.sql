@@ -3,7 +3,9 @@
     support cases, each with its channel, direction (inbound: the customer acted; outbound: we did) and UTC
     timestamp. A touchpoint no identity rule resolves (an anonymous session, a call from an unknown number) is
     kept with no customer, so channel volumes stay whole. A response whose send is not loaded has no channel:
-    fct_row_exclusions records it. Each row carries the file and row of its source record. -#}
+    fct_row_exclusions records it. A send (and its responses) whose campaign is not among the kept campaigns (a
+    campaigns export re-delivered without it) is kept, the touch happened, with no campaign; a warning test
+    counts them. Each row carries the file and row of its source record. -#}
 with orders as (
     select * from {{ ref('fct_orders') }}
 ),
@@ -30,6 +32,10 @@ cases as (
 
 identities as (
     select * from {{ ref('int_identity_records_resolved') }}
+),
+
+campaigns as (
+    select * from {{ ref('dim_campaigns') }}
 ),
 
 order_touches as (
@@ -61,7 +67,7 @@ call_touches as (
         {{ local_date('calls.started_at') }} as occurred_date,
         cast(null as varchar) as campaign_id,
         calls.call_id as source_record_id,
-        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as decimal(38, 2)) as net_revenue,
         calls.duration_seconds,
         calls.source_file,
         calls.source_row_number
@@ -79,9 +85,10 @@ send_touches as (
         'outbound' as direction,
         sends.sent_at as occurred_at,
         {{ local_date('sends.sent_at') }} as occurred_date,
-        sends.campaign_id,
+        case when sends.campaign_id in (select campaigns.campaign_id from campaigns) then sends.campaign_id end
+            as campaign_id,
         cast(sends.send_id as varchar) as source_record_id,
-        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as decimal(38, 2)) as net_revenue,
         cast(null as bigint) as duration_seconds,
         sends.source_file,
         sends.source_row_number
@@ -99,9 +106,10 @@ response_touches as (
         'inbound' as direction,
         responses.responded_at as occurred_at,
         {{ local_date('responses.responded_at') }} as occurred_date,
-        sends.campaign_id,
+        case when sends.campaign_id in (select campaigns.campaign_id from campaigns) then sends.campaign_id end
+            as campaign_id,
         cast(responses.response_id as varchar) as source_record_id,
-        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as decimal(38, 2)) as net_revenue,
         cast(null as bigint) as duration_seconds,
         responses.source_file,
         responses.source_row_number
@@ -122,7 +130,7 @@ session_touches as (
         {{ local_date('sessions.started_at') }} as occurred_date,
         cast(null as varchar) as campaign_id,
         sessions.session_id as source_record_id,
-        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as decimal(38, 2)) as net_revenue,
         {{ dbt.datediff('sessions.started_at', 'sessions.ended_at', 'second') }} as duration_seconds,  -- noqa: LT05
         sessions.source_file,
         sessions.source_row_number
@@ -142,7 +150,7 @@ case_touches as (
         opened_date as occurred_date,
         cast(null as varchar) as campaign_id,
         case_id as source_record_id,
-        cast(null as decimal(18, 2)) as net_revenue,
+        cast(null as decimal(38, 2)) as net_revenue,
         cast(null as bigint) as duration_seconds,
         source_file,
         source_row_number

@@ -1,8 +1,9 @@
 {#- The ERP customers as of the cutoff: every row of the customers export with its fate, and the customers known
     only from their orders (the export is optional, or misses some). A customer is kept when the account was
     opened before the cutoff or they ordered before it; the rest are excluded (opened, or first ordering, on or
-    after the cutoff), as are second rows of a customer number. An account without an opening date opened with
-    its first order; one whose opening date follows an earlier order opened with that order. -#}
+    after the cutoff), as are second rows of a customer number. An account without an opening date (or with one
+    implausibly early, more than outlier_date_span_years before the cutoff) opened with its first order; one whose
+    opening date follows an earlier order opened with that order. -#}
 with customers as (
     select * from {{ ref('stg_erp__customers') }}
 ),
@@ -16,6 +17,8 @@ first_orders as (
         erp_customer_id,
         min(order_date) as first_order_date
     from orders
+    -- an order dated implausibly early (int_orders_classified excludes it) opens no account
+    where order_date >= {{ plausible_first_date() }}
     group by erp_customer_id
 ),
 
@@ -44,7 +47,11 @@ exported as (
         numbered_customers.country_code,
         numbered_customers.currency_code,
         case
-            when numbered_customers.created_date is null then first_orders.first_order_date
+            -- an opening date implausibly early (a 1900 placeholder) is as good as none
+            when
+                numbered_customers.created_date is null
+                or numbered_customers.created_date < {{ plausible_first_date() }}
+                then first_orders.first_order_date
             when first_orders.first_order_date < numbered_customers.created_date then first_orders.first_order_date
             else numbered_customers.created_date
         end as created_date,
@@ -118,7 +125,7 @@ final as (
                 )
             when created_date >= {{ as_of_date() }} then concat(
                 'became a customer on ', cast(created_date as {{ dbt.type_string() }}),
-                ', on or after the as-of date ', '{{ var("as_of") }}'
+                ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
             )
         end as exclusion_reason,
         source_file,

@@ -32,7 +32,7 @@ default_country as (
         calling_code,
         trunk_prefix
     from countries
-    where country_code = '{{ var("default_country") }}'
+    where country_code = {{ crm_code(var("default_country"), 'default_country', 2) }}
 ),
 
 -- Each record's country as far as it is known, else the default country: how its national phones read.

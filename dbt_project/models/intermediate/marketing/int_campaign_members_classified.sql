@@ -68,7 +68,7 @@ final as (
             when assigned_date >= {{ as_of_date() }}
                 then concat(
                     'joined the campaign on ', cast(assigned_date as {{ dbt.type_string() }}),
-                    ', on or after the as-of date ', '{{ var("as_of") }}'
+                    ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
                 )
             when not has_campaign
                 then concat(

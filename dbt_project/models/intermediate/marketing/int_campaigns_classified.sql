@@ -59,7 +59,7 @@ final as (
                 )
             when 'after_as_of' then concat(
                 'starts on ', cast(start_date as {{ dbt.type_string() }}),
-                ', on or after the as-of date ', '{{ var("as_of") }}'
+                ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
             )
         end as exclusion_reason,
         source_file,

@@ -1,6 +1,10 @@
 {#- Each ERP customer's purchase history as of the cutoff: the inputs of tiers and RFM. Orders are counted
     by distinct day (same-day orders are one purchase occasion, as BG/NBD counts them). -#}
-{%- set as_of_date = "cast('" ~ var('as_of') ~ "' as date)" %}
+{%- set cutoff_date = as_of_date() %}
+{%- set rfm_window_days = crm_number(var('rfm_window_days'), 'rfm_window_days') %}
+{%- set silver_min_spend = crm_number(var('tier_silver_min_spend'), 'tier_silver_min_spend') %}
+{%- set gold_min_spend = crm_number(var('tier_gold_min_spend'), 'tier_gold_min_spend') %}
+{%- set platinum_min_spend = crm_number(var('tier_platinum_min_spend'), 'tier_platinum_min_spend') %}
 
 with order_lines as (
     select * from {{ ref('int_order_lines_converted') }}
@@ -25,13 +29,13 @@ summarised as (
         count(distinct order_date) as lifetime_purchase_days,
         sum(net_revenue) as lifetime_net_revenue,
         coalesce(sum(net_revenue) filter (
-            where order_date >= {{ as_of_date }} - interval 365 day
+            where order_date >= {{ cutoff_date }} - interval 365 day
         ), 0) as trailing_12m_net_revenue,
         count(*) filter (
-            where order_date >= {{ as_of_date }} - interval ({{ var("rfm_window_days") }}) day
+            where order_date >= {{ cutoff_date }} - interval ({{ rfm_window_days }}) day
         ) as rfm_window_orders,
         coalesce(sum(net_revenue) filter (
-            where order_date >= {{ as_of_date }} - interval ({{ var("rfm_window_days") }}) day
+            where order_date >= {{ cutoff_date }} - interval ({{ rfm_window_days }}) day
         ), 0) as rfm_window_net_revenue
     from orders
     group by erp_customer_id
@@ -40,7 +44,7 @@ summarised as (
 with_cutoff as (
     select
         *,
-        {{ as_of_date }} as as_of_date
+        {{ cutoff_date }} as as_of_date
     from summarised
 ),
 
@@ -58,9 +62,9 @@ final as (
         {{ dbt.datediff('last_order_date', 'as_of_date', 'day') }} as days_since_last_order,  -- noqa: LT05
         {{ dbt.datediff('first_order_date', 'as_of_date', 'day') }} as tenure_days,  -- noqa: LT05
         case
-            when trailing_12m_net_revenue >= {{ var('tier_platinum_min_spend') }} then 'platinum'
-            when trailing_12m_net_revenue >= {{ var('tier_gold_min_spend') }} then 'gold'
-            when trailing_12m_net_revenue >= {{ var('tier_silver_min_spend') }} then 'silver'
+            when trailing_12m_net_revenue >= {{ platinum_min_spend }} then 'platinum'
+            when trailing_12m_net_revenue >= {{ gold_min_spend }} then 'gold'
+            when trailing_12m_net_revenue >= {{ silver_min_spend }} then 'silver'
             else 'bronze'
         end as loyalty_tier
     from with_cutoff

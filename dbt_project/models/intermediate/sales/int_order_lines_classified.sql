@@ -1,8 +1,11 @@
 {#- Every loaded order line with its fate as of the cutoff: kept (exclusion_reason_code is null) or excluded with
     a reason. A line is excluded when its key was loaded before, its order is not among the loaded orders (it was
-    quarantined at the door, or never delivered), its order is excluded (dated on or after the cutoff, no
-    exchange rate), or it has neither an amount nor a unit price. Kept lines carry their order's attributes and
-    rate to the reporting currency. -#}
+    quarantined at the door, or never delivered), its order is excluded (dated on or after the cutoff or implausibly
+    long before it, no exchange rate), or it has neither an amount nor a unit price. Kept lines carry their order's
+    attributes and rate to the reporting currency. -#}
+{#- the order's exclusions that its lines share, with the order's reason -#}
+{%- set order_fates_shared = "('after_as_of', 'implausible_date', 'rate_missing')" %}
+
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
 ),
@@ -40,7 +43,7 @@ final as (
         case
             when numbered_lines.copy_number > 1 then 'duplicate_key'
             when orders.order_id is null then 'order_missing'
-            when orders.exclusion_reason_code in ('after_as_of', 'rate_missing') then orders.exclusion_reason_code
+            when orders.exclusion_reason_code in {{ order_fates_shared }} then orders.exclusion_reason_code
             when numbered_lines.line_amount is null then 'amount_missing'
         end as exclusion_reason_code,
         case
@@ -53,7 +56,7 @@ final as (
                     'its order ', numbered_lines.order_id,
                     ' is not among the loaded orders (quarantined or filtered out at the door, or not exported)'
                 )
-            when orders.exclusion_reason_code in ('after_as_of', 'rate_missing') then orders.exclusion_reason
+            when orders.exclusion_reason_code in {{ order_fates_shared }} then orders.exclusion_reason
             when numbered_lines.line_amount is null then 'the line has neither an amount nor a unit price'
         end as exclusion_reason,
         numbered_lines.source_file,

@@ -80,9 +80,9 @@ final as (
         gross_amount - refund_amount as net_amount,
         rate_to_reporting,
         rate_month,
-        cast(round(gross_amount * rate_to_reporting, 2) as decimal(18, 2)) as gross_revenue,
-        cast(round((gross_amount - refund_amount) * rate_to_reporting, 2) as decimal(18, 2)) as net_revenue,
-        cast(round(unit_cost * (quantity - returned_quantity), 2) as decimal(18, 2)) as cost_of_goods,
+        cast(round(gross_amount * rate_to_reporting, 2) as decimal(38, 2)) as gross_revenue,
+        cast(round((gross_amount - refund_amount) * rate_to_reporting, 2) as decimal(38, 2)) as net_revenue,
+        cast(round(unit_cost * (quantity - returned_quantity), 2) as decimal(38, 2)) as cost_of_goods,
         {{ reporting_currency() }} as reporting_currency_code,
         source_file,
         source_row_number

@@ -1,7 +1,8 @@
 {#- Every loaded order with its fate as of the cutoff: kept (exclusion_reason_code is null) or excluded with a
     reason, and the rate that converts its amounts to the reporting currency. An order is excluded when its order
-    number was loaded before, it is dated on or after the cutoff, it has no lines, no exchange rate reaches the
-    reporting currency, or none of its lines has an amount. The rate is the order month's euros per unit of its
+    number was loaded before, it is dated on or after the cutoff or implausibly long before it
+    (outlier_date_span_years), it has no lines, no exchange rate reaches the reporting currency, or none of its
+    lines has an amount. The rate is the order month's euros per unit of its
     currency over the reporting currency's (the euro is 1 by definition, the reporting currency needs no rate
     for itself); a month without a rate takes the latest earlier month's, never a later one. -#}
 with orders as (
@@ -122,6 +123,7 @@ classified as (
         case
             when copy_number > 1 then 'duplicate_key'
             when order_date >= {{ as_of_date() }} then 'after_as_of'
+            when order_date < {{ plausible_first_date() }} then 'implausible_date'
             when order_lines = 0 then 'no_lines'
             when rate_to_reporting is null then 'rate_missing'
             when priced_order_lines = 0 then 'no_priced_lines'
@@ -154,7 +156,13 @@ final as (
             when 'after_as_of'
                 then concat(
                     'ordered on ', cast(order_date as {{ dbt.type_string() }}),
-                    ', on or after the as-of date ', '{{ var("as_of") }}'
+                    ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
+                )
+            when 'implausible_date'
+                then concat(
+                    'ordered on ', cast(order_date as {{ dbt.type_string() }}), ', before the earliest plausible date ',
+                    cast({{ plausible_first_date() }} as {{ dbt.type_string() }}),
+                    ' (outlier_date_span_years before the as-of date); correct the order date in the export'
                 )
             when 'no_lines' then 'the order has no lines in the order lines export'
             when 'rate_missing'

@@ -47,7 +47,7 @@ final as (
             when numbered_products.launched_date >= {{ as_of_date() }} and sold_products.product_id is null
                 then concat(
                     'launched on ', cast(numbered_products.launched_date as {{ dbt.type_string() }}),
-                    ', on or after the as-of date ', '{{ var("as_of") }}'
+                    ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
                 )
         end as exclusion_reason,
         numbered_products.source_file,

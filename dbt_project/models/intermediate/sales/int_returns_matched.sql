@@ -95,7 +95,7 @@ final as (
         matched.refund_amount,
         order_lines.currency_code,
         order_lines.rate_to_reporting,
-        cast(round(matched.refund_amount * order_lines.rate_to_reporting, 2) as decimal(18, 2)) as refunded_revenue,
+        cast(round(matched.refund_amount * order_lines.rate_to_reporting, 2) as decimal(38, 2)) as refunded_revenue,
         matched.return_reason,
         case when order_lines.order_line_id is not null then matched.matched_by end as matched_by,
         matched.copy_number = 1 as is_first_copy,
@@ -113,7 +113,7 @@ final as (
             when matched.returned_date >= {{ as_of_date() }}
                 then concat(
                     'returned on ', cast(matched.returned_date as {{ dbt.type_string() }}),
-                    ', on or after the as-of date ', '{{ var("as_of") }}'
+                    ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
                 )
             when order_lines.order_line_id is null and matched.order_line_id is not null
                 then concat(

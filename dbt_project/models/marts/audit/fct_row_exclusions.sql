@@ -193,7 +193,7 @@ after_cutoff as (
         'after_as_of' as exclusion_reason_code,
         concat(
             event_verb, ' on ', cast(event_date as {{ dbt.type_string() }}),
-            ', on or after the as-of date ', '{{ var("as_of") }}'
+            ', on or after the as-of date ', cast({{ as_of_date() }} as {{ dbt.type_string() }})
         ) as exclusion_reason
     from dated
     where event_date >= {{ as_of_date() }}

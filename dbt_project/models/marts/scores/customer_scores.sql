@@ -3,27 +3,27 @@
     model's or its baseline's scores were published. What customer_360, the rollups and the history read. -#}
 with rfm as (
     select * from {{ source('ml', 'rfm_scores') }}
-    where as_of = cast('{{ var("as_of") }}' as date)
+    where as_of = {{ as_of_date() }}
 ),
 
 clv as (
     select * from {{ source('ml', 'clv_scores') }}
-    where as_of = cast('{{ var("as_of") }}' as date)
+    where as_of = {{ as_of_date() }}
 ),
 
 churn as (
     select * from {{ source('ml', 'churn_scores') }}
-    where as_of = cast('{{ var("as_of") }}' as date)
+    where as_of = {{ as_of_date() }}
 ),
 
 tiers as (
     select * from {{ source('ml', 'tier_movement') }}
-    where as_of = cast('{{ var("as_of") }}' as date)
+    where as_of = {{ as_of_date() }}
 ),
 
 behaviour as (
     select * from {{ source('ml', 'behaviour_segments') }}
-    where as_of = cast('{{ var("as_of") }}' as date)
+    where as_of = {{ as_of_date() }}
 ),
 
 final as (

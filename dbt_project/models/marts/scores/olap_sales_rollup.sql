@@ -101,7 +101,7 @@ rolled_up as (
 final as (
     select
         *,
-        '{{ var("reporting_currency") }}' as reporting_currency_code
+        {{ reporting_currency() }} as reporting_currency_code
     from rolled_up
 )
 

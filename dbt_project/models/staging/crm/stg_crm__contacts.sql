@@ -13,7 +13,7 @@ customer_keys as (
 renamed as (
     select
         source.contact_id,
-        coalesce(customer_keys.erp_customer_id, source.erp_customer_no) as erp_customer_id,
+        coalesce(customer_keys.erp_customer_id, {{ clean_key('source.erp_customer_no') }}) as erp_customer_id,
         source.first_name,
         source.last_name,
         lower(trim(source.email)) as email,
@@ -31,7 +31,7 @@ renamed as (
         source._row_number as source_row_number
     from source
     left join country_spellings on {{ text_key('source.country') }} = country_spellings.spelling_key
-    left join customer_keys on source.erp_customer_no = customer_keys.customer_key
+    left join customer_keys on {{ clean_key('source.erp_customer_no') }} = customer_keys.customer_key
 )
 
 select * from renamed

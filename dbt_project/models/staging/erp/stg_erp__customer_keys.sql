@@ -3,7 +3,10 @@
     known by the person's first key (in sort order, so the same whatever the file order). A key without a person
     stands for itself. A key given two persons (a contradiction in the export) takes the first of them. -#}
 with source as (
-    select * from {{ source('erp', 'customers') }}
+    select
+        {{ clean_key('customer_no') }} as customer_no,
+        person_no
+    from {{ source('erp', 'customers') }}
 ),
 
 keys as (

@@ -13,8 +13,8 @@ customer_keys as (
 renamed as (
     select
         -- the customer the key stands for: keys of one person (person_no) are one customer
-        coalesce(customer_keys.erp_customer_id, source.customer_no) as erp_customer_id,
-        source.customer_no as customer_key,
+        coalesce(customer_keys.erp_customer_id, {{ clean_key('source.customer_no') }}) as erp_customer_id,
+        {{ clean_key('source.customer_no') }} as customer_key,
         source.first_name,
         source.last_name,
         lower(trim(source.email)) as email,
@@ -30,7 +30,7 @@ renamed as (
         source._row_number as source_row_number
     from source
     left join country_spellings on {{ text_key('source.country_code') }} = country_spellings.spelling_key
-    left join customer_keys on source.customer_no = customer_keys.customer_key
+    left join customer_keys on {{ clean_key('source.customer_no') }} = customer_keys.customer_key
 )
 
 select * from renamed

@@ -8,9 +8,9 @@ customer_keys as (
 
 renamed as (
     select
-        source.order_no as order_id,
+        {{ clean_key('source.order_no') }} as order_id,
         -- the customer the key stands for (one person may have several keys)
-        coalesce(customer_keys.erp_customer_id, source.customer_no) as erp_customer_id,
+        coalesce(customer_keys.erp_customer_id, {{ clean_key('source.customer_no') }}) as erp_customer_id,
         {{ to_utc('source.ordered_at') }} as ordered_at,
         cast(source.ordered_at as date) as order_date,
         coalesce(lower(nullif(trim(source.sales_channel), '')), 'unknown') as sales_channel,
@@ -21,7 +21,7 @@ renamed as (
         source._file as source_file,
         source._row_number as source_row_number
     from source
-    left join customer_keys on source.customer_no = customer_keys.customer_key
+    left join customer_keys on {{ clean_key('source.customer_no') }} = customer_keys.customer_key
 )
 
 select * from renamed

@@ -12,11 +12,11 @@ renamed as (
         -- the returned line, where the export names it; otherwise matched in int_returns_matched
         case
             when source.order_no is not null and source.line_no is not null
-                then concat(source.order_no, '-', source.line_no)
+                then concat({{ clean_key('source.order_no') }}, '-', source.line_no)
         end as order_line_id,
-        source.order_no as order_id,
+        {{ clean_key('source.order_no') }} as order_id,
         source.line_no as line_number,
-        coalesce(customer_keys.erp_customer_id, source.customer_no) as erp_customer_id,
+        coalesce(customer_keys.erp_customer_id, {{ clean_key('source.customer_no') }}) as erp_customer_id,
         source.sku as product_id,
         source.returned_on as returned_date,
         abs(source.quantity) as returned_quantity,
@@ -25,7 +25,7 @@ renamed as (
         source._file as source_file,
         source._row_number as source_row_number
     from source
-    left join customer_keys on source.customer_no = customer_keys.customer_key
+    left join customer_keys on {{ clean_key('source.customer_no') }} = customer_keys.customer_key
 )
 
 select * from renamed
