@@ -123,9 +123,13 @@ def hostile_night(pipeline_run, tmp_path_factory: pytest.TempPathFactory):
             "select file, status, rows_read, rows_loaded, rows_quarantined from meta.load_ledger "
             "where status <> 'replaced'"
         ).fetchall()
+        codes = warehouse.execute(
+            "select file, row_number, column_name, reason_code from meta.quarantine "
+            "where file in ('erp/orders_backup.csv', 'erp/order_lines_extra.csv') order by all"
+        ).fetchall()
         unload_file(warehouse, root / "landing", "erp/orders_backup.csv")
     run = run_landed(root, root / "contracts", AS_OF)
-    return world, root, landed, run, held, ledger
+    return world, root, landed, run, held, ledger, codes
 
 
 def test_the_link_holds_its_source_back_naming_the_file(hostile_night):
@@ -154,17 +158,13 @@ def test_after_the_link_is_taken_back_the_night_publishes(hostile_night):
 
 
 def test_each_hostile_file_gets_its_ledger_status(hostile_night):
-    _, _, landed, run, _, first_ledger = hostile_night
+    _, _, landed, run, _, first_ledger, codes = hostile_night
     ledger = {file: (status, read, loaded, quarantined) for file, status, read, loaded, quarantined in first_ledger}
     with duckdb.connect(str(run.warehouse), read_only=True) as warehouse:
         assert ledger["erp/orders_backup.csv"][:2] == ("refused", 0), ledger["erp/orders_backup.csv"]
         assert ledger["erp/orders*.csv"][:2] == ("loaded", 3), "orders*.csv must read its own 3 rows only"
         assert ledger["erp/order_lines_extra.csv"] == ("loaded", 1, 0, 1), ledger["erp/order_lines_extra.csv"]
         assert ledger["erp/customers.csv"] == ("loaded", landed["customer_rows"], landed["customer_rows"], 0)
-        codes = warehouse.execute(
-            "select file, row_number, column_name, reason_code from meta.quarantine "
-            "where file in ('erp/orders_backup.csv', 'erp/order_lines_extra.csv') order by all"
-        ).fetchall()
         assert ("erp/orders_backup.csv", None, None, "link") in codes, codes
         assert ("erp/order_lines_extra.csv", 1, "quantity", "outlier") in codes, codes
         huge = warehouse.execute(
