@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -255,8 +256,8 @@ def _bound(path: Path, name: str, kind: str, key: str, raw: object) -> int | flo
     if raw is None:
         return None
     if kind in NUMERIC_TYPES or kind.startswith("decimal"):
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise _fail(path, f"column {name}: {key} {raw!r} must be a number for a {kind} column")
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
+            raise _fail(path, f"column {name}: {key} {raw!r} must be a finite number for a {kind} column")
         return raw
     if kind in TEMPORAL_TYPES:
         try:  # YAML reads an unquoted 2000-01-01 as a date already

@@ -224,7 +224,8 @@ def _outlier_rule(column: Column, limit: OutlierLimit, plausibility: Plausibilit
             f"(99th percentile {_shown(limit.basis)} over {limit.values:,} values)"
         )
     else:
-        condition = f"abs(epoch({cell}) - {sql.literal(limit.centre)}) > {sql.literal(limit.limit)}"
+        # an infinite date has no epoch: it is as far from the median as a date can be
+        condition = f"(isinf({cell}) or abs(epoch({cell}) - {sql.literal(limit.centre)}) > {sql.literal(limit.limit)})"
         median = _epoch_date(limit.centre)
         words = (
             f" is an outlier: more than {plausibility.date_span_years} years from the column's median date "

@@ -118,6 +118,14 @@ def test_a_date_in_1900_among_2020s_dates_is_an_outlier(tmp_path: Path):
     assert load.rows_loaded == 200
 
 
+def test_an_infinite_date_is_as_far_from_the_median_as_a_date_can_be(tmp_path: Path):
+    lines = [*ordinary_lines(200), "X1,1,2,25.00,infinity"]
+    connection, load = load_lines(tmp_path, lines)
+    [(row, column, code, _)] = quarantined(connection)
+    assert (row, column, code) == (201, "ordered_on", "outlier")
+    assert load.rows_loaded == 200
+
+
 def test_the_setting_decides_how_far_is_too_far(tmp_path: Path):
     lines = [*ordinary_lines(200), "X1,1,2,25.00,2005-01-01"]  # 18 years before the median date
     _, tolerant = load_lines(tmp_path / "a", lines)
@@ -190,6 +198,7 @@ def test_a_bound_of_severity_warn_loads_the_row_and_counts_it(tmp_path: Path):
         ("{name: sku, type: varchar, required: true}", "min applies to numbers and dates, not to a varchar column"),
         ("min: 2000-01-01", "min 'January 2000' must be an ISO date"),
         ("min: 1, max: 10000", "min 20000 is above max 10000"),
+        ("max: 10000", "max inf must be a finite number"),
         ("pack_size, type: integer, required: true", "allowed is checked on the table column it feeds as it is"),
     ],
 )
@@ -200,6 +209,7 @@ def test_a_bound_that_cannot_work_is_refused_when_the_contract_is_read(tmp_path:
         ),
         "min: 2000-01-01": PACKS.replace("min: 2000-01-01", "min: January 2000"),
         "min: 1, max: 10000": PACKS.replace("min: 1, max: 10000", "min: 20000, max: 10000"),
+        "max: 10000": PACKS.replace("max: 10000", "max: .inf"),
         # allowed stays as it was: only on a column that feeds a table as it is
         "pack_size, type: integer, required: true": PACKS.replace(
             "pack_size, type: integer, required: true", "pack_size, type: integer, required: true, allowed: [1, 6]"
