@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -488,7 +489,6 @@ def explain_failed_run(
 
     ``dbt_target_fallback`` names target folders to read when the error messages do not (older dagster-dbt).
     """
-    import duckdb
 
     from pipelines.transform.project import DBT_PROJECT_DIR
 
@@ -502,19 +502,29 @@ def explain_failed_run(
         if check.check_name == "files_accepted" and isinstance(check.metadata.get("refused_files"), Mapping)
         for file in check.metadata["refused_files"]
     }
+    with _read_only(warehouse_path) as connection:
+        messages, columns = _warehouse_facts(connection, refused) if connection is not None else ({}, {})
+        dbt = _with_samples(connection, dbt)
+    return root_causes(steps, checks, dbt, messages, columns, contract_paths)
+
+
+@contextmanager
+def _read_only(warehouse_path: Path) -> Iterator[Any]:
+    """The warehouse opened read-only once the run is over, or None when there is none or another writer holds
+    it (then the explanation says what the events say, without samples)."""
+    import duckdb
+
     connection = None
     if warehouse_path.exists():
         try:
             connection = duckdb.connect(str(warehouse_path), read_only=True)
         except duckdb.Error:
-            connection = None  # another writer holds it: say what the events say, without samples
+            connection = None
     try:
-        messages, columns = _warehouse_facts(connection, refused) if connection is not None else ({}, {})
-        dbt = _with_samples(connection, dbt)
+        yield connection
     finally:
         if connection is not None:
             connection.close()
-    return root_causes(steps, checks, dbt, messages, columns, contract_paths)
 
 
 def headline(error: Any) -> str:
@@ -531,7 +541,6 @@ def headline(error: Any) -> str:
 def explain_warnings(warehouse_path: Path, dbt_targets: Iterable[Path]) -> list[str]:
     """The dbt tests that only warned in a run that published, each with its model, column and a few rows (read
     from the warehouse, read-only)."""
-    import duckdb
 
     from pipelines.transform.project import DBT_PROJECT_DIR
 
@@ -542,18 +551,9 @@ def explain_warnings(warehouse_path: Path, dbt_targets: Iterable[Path]) -> list[
     ]
     if not warned:
         return []
-    connection = None
-    if warehouse_path.exists():
-        try:
-            connection = duckdb.connect(str(warehouse_path), read_only=True)
-        except duckdb.Error:
-            connection = None
-    try:
+    with _read_only(warehouse_path) as connection:
         columns = _warehouse_facts(connection, ())[1] if connection is not None else {}
         warned = _with_samples(connection, warned)
-    finally:
-        if connection is not None:
-            connection.close()
     described = [_describe_dbt(failure, columns, {}) for failure in warned]
     if len(described) > MAX_CAUSES:
         described = [*described[:MAX_CAUSES], f"... and {len(described) - MAX_CAUSES} more (see the Dagster run log)"]
