@@ -28,7 +28,7 @@ run: install ## Make the demo data, run the whole nightly job, say where the res
 	$(BIN)/crm demo-data --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --as-of $(DEMO_AS_OF)
 	$(BIN)/crm run --as-of $(DEMO_AS_OF)
 	@echo
-	@echo "Open the dashboards:      make dashboard   (then http://localhost:8501)"
+	@echo "Open the dashboards:      make dashboard   (then http://localhost:8501; to sign people in: crm users add NAME --role ROLE)"
 	@echo "Open Dagster (schedules): make ui          (then http://localhost:3000)"
 
 test: install ## Run the default test suite (unit, integration, browser; not the slow ones)
@@ -43,7 +43,7 @@ ui: install ## Start the Dagster webserver and daemon (schedules and sensors run
 dashboard: install ## Start the Streamlit dashboards on the last published snapshot
 	$(BIN)/crm dashboard
 
-bench: install ## Measure time and memory at scale (BENCH_CUSTOMERS=1000000, BENCH_SALES_SHAPE=tables|invoice-lines)
+bench: install ## Time and memory of the night at scale, and each dashboard page's render time (BENCH_CUSTOMERS=1000000, BENCH_SALES_SHAPE=tables|invoice-lines)
 	$(BIN)/python tests/benchmarks/run.py --customers $${BENCH_CUSTOMERS:-1000000} --sales-shape $${BENCH_SALES_SHAPE:-tables}
 
 lint: install ## ruff (Python) and sqlfluff (dbt SQL)

@@ -6,9 +6,10 @@ is trained on customers' features as of an earlier cutoff with the label "no pur
 and judged out of time on a later cutoff against a recency-only baseline (a logistic regression on the log of the
 days since the last order). The figures kept are the ones a marketer asks for: AUC, lift in the top decile (how
 many times the average churn rate the riskiest 10% have), calibration (Brier score and observed against predicted
-rate per decile), and the drivers (permutation importance, Breiman 2001: how much the AUC drops when a feature is
-shuffled). A customer's own reasons are the features whose replacement by the population's typical value lowers
-their predicted churn probability most (an occlusion explanation: what about this customer raises the risk).
+rate per decile), the ROC curve and the cumulative gains (the share of churners in the riskiest 10%, 20%, ...), and
+the drivers (permutation importance, Breiman 2001: how much the AUC drops when a feature is shuffled). A customer's
+own reasons are the features whose replacement by the population's typical value lowers their predicted churn
+probability most (an occlusion explanation: what about this customer raises the risk).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from models_ml.protocol import BASELINE_PUBLISHED, Verdict, compare
 from models_ml.validation import KEY, InsufficientDataError, validate_columns
@@ -32,6 +33,8 @@ RISK_BANDS = ((0.7, "high"), (0.4, "medium"), (0.0, "low"))
 # Early stopping holds out a fifth of the training customers; below this many of the rarer outcome the held-out
 # fifth would have too few of them to stop on (or none), so the trees are grown without it.
 _EARLY_STOPPING_MINIMUM_MINORITY = 10
+# The ROC curve is published as at most this many points: enough to draw it, small enough for a JSON metrics field.
+ROC_POINTS = 51
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,13 @@ def train_recency_baseline(
 
 
 def classification_figures(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, object]:
-    """AUC, top-decile lift, Brier score and a ten-bin calibration table (predicted against observed rate)."""
+    """AUC, top-decile lift, Brier score, a ten-bin calibration table (predicted against observed rate), the ROC
+    curve and the cumulative gains, for the pages that draw them.
+
+    ``roc`` is sklearn's ``roc_curve`` (false and true positive rates as the threshold falls), thinned evenly to at
+    most ``ROC_POINTS`` points, from (0, 0) to (1, 1). ``gains`` says, for the riskiest 10%, 20%, ... 100% of
+    customers by probability, what share of all churners they hold (a random list holds as many as it contacts).
+    """
     labels = np.asarray(labels, dtype=float)
     order = np.argsort(-probabilities, kind="stable")
     top = order[: max(1, len(order) // 10)]
@@ -142,8 +151,32 @@ def classification_figures(labels: np.ndarray, probabilities: np.ndarray) -> dic
         "brier": float(brier_score_loss(labels, probabilities)),
         "churn_rate": float(base_rate),
         "calibration": calibration,
+        "roc": _roc_points(labels, probabilities),
+        "gains": _gains(labels[order]),
         "customers": len(labels),
     }
+
+
+def _roc_points(labels: np.ndarray, probabilities: np.ndarray) -> list[dict[str, float]]:
+    """The ROC curve, every point kept when there are few, else ``ROC_POINTS`` spread evenly along it, the first
+    (0, 0) and the last (1, 1) always among them."""
+    fpr, tpr, _ = roc_curve(labels, probabilities)
+    kept = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))
+    return [{"fpr": float(fpr[index]), "tpr": float(tpr[index])} for index in kept]
+
+
+def _gains(ranked_labels: np.ndarray) -> list[dict[str, float]]:
+    """Cumulative gains: the share of all churners among the first tenth, two tenths, ... of ``ranked_labels``
+    (labels sorted by falling probability); the first k tenths of n customers are the first k * n // 10."""
+    n, churners = len(ranked_labels), ranked_labels.sum()
+    found = np.concatenate([[0.0], np.cumsum(ranked_labels)])
+    return [
+        {
+            "share_contacted": tenths / 10,
+            "share_of_churners": float(found[tenths * n // 10] / churners) if churners else float("nan"),
+        }
+        for tenths in range(1, 11)
+    ]
 
 
 def evaluate_churn(

@@ -977,7 +977,7 @@ def _spearman(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(spearmanr(predicted, actual).statistic)
 
 
-def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str, float]:
+def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str, object]:
     """Compare predictions for a holdout period with what customers then did.
 
     Parameters
@@ -995,7 +995,9 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
         ``total_actual_purchases``, ``spearman_purchases`` (rank correlation, NaN if either side is constant); and,
         when both frames carry spend, ``mae_spend``, ``spearman_spend``, ``total_predicted_spend``, (and for both,
         ``rmse_`` the root mean squared error),
-        ``total_actual_spend``.
+        ``total_actual_spend``; and ``deciles``: the customers in ten bins by predicted spend (purchases when there
+        is no spend), each ``decile`` (1 to 10, 10 the highest predicted), ``predicted`` and ``observed`` (means per
+        customer) and ``customers``, to draw predicted against actual.
     """
     for frame, name, columns in (
         (predicted, "predicted", ("customer_id", "expected_purchases")),
@@ -1013,7 +1015,7 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
     joined = predicted.select("customer_id", *(forecast for forecast, _, _ in pairs)).join(
         actual.select("customer_id", *(observed for _, observed, _ in pairs)), on="customer_id", how="left"
     )
-    metrics: dict[str, float] = {"customers": joined.height}
+    metrics: dict[str, object] = {"customers": joined.height}
     for forecast, observed, label in pairs:
         forecast_values = joined[forecast].cast(pl.Float64).fill_null(0.0).to_numpy()
         observed_values = joined[observed].cast(pl.Float64).fill_null(0.0).to_numpy()
@@ -1023,7 +1025,26 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
         metrics[f"total_predicted_{label}"] = float(forecast_values.sum())
         metrics[f"total_actual_{label}"] = float(observed_values.sum())
         metrics[f"spearman_{label}"] = _spearman(forecast_values, observed_values)
+        # the last pair is spend when there is spend: the deciles rank customers by what matters most
+        metrics["deciles"] = _deciles(forecast_values, observed_values)
     return metrics
+
+
+def _deciles(predicted: np.ndarray, observed: np.ndarray) -> list[dict[str, float | int]]:
+    """Customers in ten bins of (nearly) equal size by predicted value, listed lowest first, with the mean predicted
+    and observed value of each bin. The bins are cut from the top, so that with fewer than ten customers the highest
+    predicted is still in decile 10 and only the bins that hold someone are listed."""
+    bins = np.array_split(np.argsort(-predicted, kind="stable"), 10)
+    return [
+        {
+            "decile": 10 - position,
+            "predicted": float(predicted[members].mean()),
+            "observed": float(observed[members].mean()),
+            "customers": len(members),
+        }
+        for position, members in reversed(list(enumerate(bins)))
+        if len(members)
+    ]
 
 
 def _purchases_quantile(fit: ClvFit, age: float, quantile: float, cap: int) -> int:

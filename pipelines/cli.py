@@ -331,31 +331,19 @@ def status(as_json: bool) -> None:
     """Where the warehouse and the published snapshot are, and how the last run went."""
     from datetime import datetime
 
-    from dagster import DagsterInstance, RunsFilter
+    from dagster import DagsterInstance
 
-    from pipelines.definitions import NIGHTLY_JOB
     from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError, load_contracts
     from pipelines.ingest.freshness import source_freshness
     from pipelines.publish.changes import what_changed
     from pipelines.publish.snapshot import current_snapshot
-    from pipelines.resources import AS_OF_TAG
-    from pipelines.runs import fail_dead_runs
+    from pipelines.runs import NIGHTLY_JOB, fail_dead_runs, recent_runs
 
     settings = load_settings()
     use_dagster_home(settings)
-    last_run = None
     with DagsterInstance.get() as instance:
         fail_dead_runs(instance, NIGHTLY_JOB)
-        records = instance.get_run_records(filters=RunsFilter(job_name=NIGHTLY_JOB), limit=1)
-    if records:
-        record = records[0]
-        last_run = {
-            "run_id": record.dagster_run.run_id,
-            "as_of": record.dagster_run.tags.get(AS_OF_TAG),
-            "started": _iso(record.start_time),
-            "finished": _iso(record.end_time),
-            "outcome": record.dagster_run.status.value.lower(),
-        }
+        last_run = next(iter(recent_runs(instance, NIGHTLY_JOB, limit=1)), None)
     published = current_snapshot(settings.published_dir)
     try:
         contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
@@ -448,12 +436,6 @@ def evaluate(truth_dir: Path | None, as_json: bool) -> None:
     )
 
 
-def _iso(timestamp: float | None) -> str | None:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") if timestamp else None
-
-
 @main.command()
 def ui() -> None:
     """Start the Dagster webserver and daemon: schedules and sensors run while it is up."""
@@ -471,12 +453,97 @@ def ui() -> None:
     "--address", default="localhost", show_default=True, help="Address to listen on (localhost: this machine only)."
 )
 def dashboard(port: int, address: str) -> None:
-    """Start the Streamlit dashboards on the last published snapshot."""
+    """Start the Streamlit dashboards on the last published snapshot.
+
+    Users sign in (`crm users add`). With no users configured, the dashboards listen on this machine only and
+    everyone there is admin; another --address is refused until users exist.
+    """
+    from pipelines.users import UsersError, is_loopback, no_users_message, users
+
+    settings = load_settings()
+    try:
+        configured = users(settings.users_file)
+    except UsersError as error:
+        raise click.ClickException(str(error)) from error
+    if not configured:
+        if not is_loopback(address):
+            raise click.ClickException(no_users_message())
+        click.echo(
+            "No users are configured: anyone on this machine is admin. "
+            "Add users: crm users add NAME --role ROLE (docs/dashboards.md)."
+        )
     app = PROJECT_ROOT / "dashboards" / "app.py"
     streamlit = Path(sys.executable).parent / "streamlit"
     command = [str(streamlit), "run", str(app), "--server.port", str(port), "--server.address", address]
     command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
+    command += ["--client.showErrorDetails", "none"]
     raise SystemExit(subprocess.call(command))
+
+
+@main.group()
+def users() -> None:
+    """Who may sign in to the dashboards, and with which role (the users_file setting)."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, help="executive, analyst, marketing, service or admin.")
+@click.option("--password-stdin", "password_stdin", is_flag=True, help="Read the password from standard input.")
+def users_add(name: str, role: str, password_stdin: bool) -> None:
+    """Add user NAME with ROLE, or give an existing user a new role and password."""
+    from pipelines.users import UsersError, add_user, check_name, check_password, check_role
+
+    settings = load_settings()
+    try:
+        name = check_name(name)
+        check_role(role)
+    except UsersError as error:
+        raise click.BadParameter(str(error)) from error
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_password(password)
+        existed = add_user(settings.users_file, name, role, password)
+    except UsersError as error:
+        raise click.ClickException(str(error)) from error
+    if existed:
+        click.echo(f"User {name} existed: their role is now {role} and their password the new one.")
+    else:
+        click.echo(f"User {name} added with role {role}.")
+    click.echo(f"Users file: {settings.users_file}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """The users and their roles (never their password hashes)."""
+    from pipelines.users import UsersError, list_users
+
+    settings = load_settings()
+    try:
+        listed = list_users(settings.users_file)
+    except UsersError as error:
+        raise click.ClickException(str(error)) from error
+    if not listed:
+        click.echo(f"No users in {settings.users_file}: the dashboards listen on this machine only.")
+    width = max((len(name) for name, _ in listed), default=0)
+    for name, role in listed:
+        click.echo(f"{name:<{width}}  {role or '(no role)'}")
+
+
+@users.command("remove")
+@click.argument("name")
+def users_remove(name: str) -> None:
+    """Remove user NAME: they can no longer sign in (a session already open lasts until it ends)."""
+    from pipelines.users import UsersError, remove_user
+
+    settings = load_settings()
+    try:
+        remove_user(settings.users_file, name)
+    except UsersError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"User {name.lower()} removed.")
 
 
 if __name__ == "__main__":

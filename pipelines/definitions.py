@@ -12,11 +12,10 @@ from pipelines.privacy import apply_umask
 from pipelines.publish.assets import build_publish_asset
 from pipelines.publish.schedules import build_nightly_schedule
 from pipelines.resources import Warehouse
+from pipelines.runs import NIGHTLY_JOB
 from pipelines.settings import Settings, load_settings
 from pipelines.transform.assets import build_dbt_assets
 from pipelines.transform.project import dbt_resource, prepare_manifest
-
-NIGHTLY_JOB = "nightly"
 
 
 def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
@@ -26,12 +25,7 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     ingest = [build_ingest_asset(contract, fed_by[contract.name], settings) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
     ml = build_ml_assets(settings)
-    publish = build_publish_asset(
-        [*ingest, *dbt_models, *ml],
-        settings.today,
-        guard_factor=settings.publish_guard_factor,
-        private_files=settings.private_files,
-    )
+    publish = build_publish_asset([*ingest, *dbt_models, *ml], settings)
     nightly = dg.define_asset_job(NIGHTLY_JOB, selection=dg.AssetSelection.all(), description="The whole graph.")
     return dg.Definitions(
         assets=[*ingest, *dbt_models, *ml, publish],

@@ -296,7 +296,7 @@ def _sample(rows: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(", ".join(f"{name}={_value(value)}" for name, value in list(row.items())[:5]) for row in rows)
 
 
-def _dbt_error(message: str) -> tuple[str, str | None]:
+def dbt_error(message: str) -> tuple[str, str | None]:
     """The database's words for a dbt error, without dbt's header line, and the SQL it points at."""
     lines = [line.strip() for line in _ANSI.sub("", message).splitlines() if line.strip()]
     if lines and _DBT_ERROR_HEADER.match(lines[0]):
@@ -336,7 +336,7 @@ def _describe_dbt(
         example = f", e.g. {_sample(failure.sample)}" if failure.sample else ""
         verb = "failed" if failure.status == "fail" else "warned"
         return f"dbt test {failure.name} {verb} on {where}: {what}{example} ({failure.path})"
-    error, snippet = _dbt_error(failure.message)
+    error, snippet = dbt_error(failure.message)
     at = f", at `{snippet}`" if snippet else ""
     verb = "could not run" if failure.resource_type == "test" else "failed"
     hint = _missing_column_hint(failure, error, raw_columns, contract_paths)

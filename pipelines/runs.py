@@ -6,6 +6,7 @@ records which process runs it: `crm run` tags its runs with :func:`process_tags`
 other run (launched by the daemon or the UI) has its worker's PID in an engine event ("Started process for run
 (pid: N)"), trusted only where the run storage is this machine's own. A run whose process is gone is reported
 failed by :func:`fail_dead_runs`, which `crm run`, `crm status`, the schedule and the sensor call first.
+:func:`recent_runs` then says how a job's latest runs ended, and which step failed a failed one.
 """
 
 from __future__ import annotations
@@ -14,11 +15,16 @@ import os
 import re
 import socket
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from pipelines.resources import AS_OF_TAG
+
+# The job that runs the whole night (pipelines/definitions.py defines it).
+NIGHTLY_JOB = "nightly"
 HOST_TAG = "crm/host"
 PID_TAG = "crm/pid"
 # The process's start time in clock ticks after boot (field 22 of /proc/PID/stat) and the boot it belongs to:
@@ -179,3 +185,34 @@ def free_queue(context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContex
     for run_id in failed:
         context.log.warning(f"run {run_id} was marked failed: its process is gone")
     return failed
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") if timestamp else None
+
+
+def _failed_step(instance: DagsterInstance, run_id: str) -> str | None:
+    """The key of the first step that failed in the run (None when none did: a run whose process died)."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE, limit=1).records
+    return records[0].event_log_entry.step_key if records else None
+
+
+def recent_runs(instance: DagsterInstance, job_name: str, limit: int = 10) -> list[dict]:
+    """The job's latest runs, newest first: ``run_id``, ``as_of`` (its tag), ``started`` and ``finished`` (ISO, UTC),
+    ``outcome`` (Dagster's status in lower case: success, failure, started, ...) and ``failed_step``, the key of
+    the step that failed a failed run. Call :func:`fail_dead_runs` first so that a killed run reads failed."""
+    runs = []
+    for record in instance.get_run_records(filters=RunsFilter(job_name=job_name), limit=limit):
+        run = record.dagster_run
+        failed = run.status == DagsterRunStatus.FAILURE
+        runs.append(
+            {
+                "run_id": run.run_id,
+                "as_of": run.tags.get(AS_OF_TAG),
+                "started": _iso(record.start_time),
+                "finished": _iso(record.end_time),
+                "outcome": run.status.value.lower(),
+                "failed_step": _failed_step(instance, run.run_id) if failed else None,
+            }
+        )
+    return runs

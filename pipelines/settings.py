@@ -37,10 +37,12 @@ class Settings:
     sensor_interval_seconds: int
     keep_snapshots: int
     dagster_home: Path
+    users_file: Path
     currency: str
     timezone: str
     nightly_cron: str
     default_country: str
+    display_locale: str
     rfm_window_days: int
     churn_window_days: int
     clv_horizon_months: int
@@ -168,6 +170,16 @@ def _between(low: float, high: float | None = None) -> Callable[[object], str | 
     return check
 
 
+def _locale_problem(text: str) -> str | None:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(text)
+    except (ValueError, UnknownLocaleError):
+        return "must be a locale such as en_GB, es_ES or de_DE (language_COUNTRY)"
+    return None
+
+
 def _matches(pattern: str, what: str) -> Callable[[object], str | None]:
     compiled = re.compile(pattern)
     return lambda value: None if compiled.fullmatch(str(value)) else f"must be {what}"
@@ -177,6 +189,7 @@ def _matches(pattern: str, what: str) -> Callable[[object], str | None]:
 _RULES: dict[str, Callable[[object], str | None]] = {
     "currency": _matches(r"[A-Z]{3}", "an ISO 4217 currency code: three capital letters such as EUR or USD"),
     "default_country": _matches(r"[A-Z]{2}", "an ISO 3166-1 alpha-2 country code: two capital letters such as ES"),
+    "display_locale": lambda value: _locale_problem(str(value)),
     "timezone": lambda value: _timezone_problem(str(value)),
     "nightly_cron": lambda value: _cron_problem(str(value)),
     "outlier_severity": lambda value: None if value in ("error", "warn") else "must be error or warn",

@@ -1,25 +1,21 @@
 """The publish asset: after every upstream asset and check passed, a new read-only snapshot for the dashboards,
 made current unless the publish guard holds it back (see :mod:`pipelines.publish.release`)."""
 
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
 
 from pipelines.publish.changes import change_sentences
+from pipelines.publish.health import record_health
 from pipelines.publish.release import publish
 from pipelines.resources import Warehouse, as_of_date
+from pipelines.settings import Settings
 
 
-def build_publish_asset(
-    upstream: Sequence[dg.AssetsDefinition],
-    default_as_of: Callable[[], date],
-    *,
-    guard_factor: float = 3.0,
-    private_files: bool = True,
-) -> dg.AssetsDefinition:
-    """``guard_factor`` is the setting publish_guard_factor, ``private_files`` the setting private_files."""
+def build_publish_asset(upstream: Sequence[dg.AssetsDefinition], settings: Settings) -> dg.AssetsDefinition:
+    """The publish step after ``upstream``; the guard's factor and file privacy come from ``settings``."""
+    guard_factor = settings.publish_guard_factor
 
     @dg.asset(
         key=dg.AssetKey(["published_snapshot"]),
@@ -32,16 +28,18 @@ def build_publish_asset(
         "published/held.json until `crm publish --accept RUN`).",
     )
     def published_snapshot(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        as_of = as_of_date(context, default_as_of())
+        as_of = as_of_date(context, settings.today())
         published_dir = Path(warehouse.published_dir)
         with warehouse.connect() as connection:
+            # what the data supports and how fresh each source is, for the Data health page: into the snapshot
+            record_health(connection, settings, as_of, context.run.run_id)
             release = publish(
                 connection,
                 published_dir,
                 as_of=as_of,
                 run_id=context.run.run_id,
                 guard_factor=guard_factor,
-                private_files=private_files,
+                private_files=settings.private_files,
                 keep_snapshots=warehouse.keep_snapshots,
             )
         payloads = {f"{table}.{column}": count for table, column, count in release.formula_payloads}

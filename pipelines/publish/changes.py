@@ -15,7 +15,8 @@ from pipelines.publish.guard import FIGURES, read_held
 from pipelines.publish.snapshot import current_snapshot
 
 # The metric that says how good each model is, and whether lower is better.
-MAIN_METRICS = {"clv": ("mae_spend", True), "churn": ("auc", False), "rfm": ("segments", None)}
+# the figure each model is judged by against its baseline (for clv: models_ml.clv_holdout.HOLDOUT_FIGURE)
+MAIN_METRICS = {"clv": ("rmse_spend", True), "churn": ("auc", False), "rfm": ("segments", None)}
 
 RUN_CHANGES_COLUMNS = """run_id varchar, as_of date, previous_run_id varchar, previous_as_of date, kind varchar,
     name varchar, previous_value double, current_value double, detail json"""

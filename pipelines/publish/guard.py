@@ -180,11 +180,13 @@ def read_history(published_dir: Path) -> dict:
     return history
 
 
-_ENTRY_KEYS = ("run_id", "as_of", "snapshot", "published_at", "figures")
+# "contacts": the snapshot's contacts file (pipelines/publish/contacts.py), which goes wherever its snapshot goes
+_ENTRY_KEYS = ("run_id", "as_of", "snapshot", "published_at", "figures", "contacts")
 
 
 def make_current(published_dir: Path, entry: dict, details: dict | None = None, history: dict | None = None) -> dict:
-    """Point current.json at ``entry``'s snapshot and append it to the history; return the pointer's content."""
+    """Point current.json at ``entry``'s snapshot (and its contacts file) and append it to the history; return the
+    pointer's content."""
     published_dir = Path(published_dir)
     history = read_history(published_dir) if history is None else history
     point_to(
@@ -192,7 +194,7 @@ def make_current(published_dir: Path, entry: dict, details: dict | None = None, 
         published_dir / entry["snapshot"],
         as_of=date.fromisoformat(str(entry["as_of"])),
         run_id=entry["run_id"],
-        details={"figures": entry.get("figures"), **(details or {})},
+        details={"figures": entry.get("figures"), "contacts": entry.get("contacts"), **(details or {})},
     )
     pointer = current_snapshot(published_dir)
     history["published"].append(

@@ -5,7 +5,8 @@ it current or hold it back.
    run accepted since, a run rolled back).
 2. The snapshot is written (the allowlist of :mod:`pipelines.publish.snapshot`); while it is still a partial file,
    its headline figures, what changed since the current snapshot (meta.run_changes) and its formula-like text
-   values (meta.formula_payloads) are measured and stored in it and in the warehouse.
+   values (meta.formula_payloads) are measured and stored in it and in the warehouse. The contact details go to a
+   file of their own beside it (:mod:`pipelines.publish.contacts`), which follows the snapshot wherever it goes.
 3. The guard (:mod:`pipelines.publish.guard`) compares the figures with the current snapshot's: within the factor
    the snapshot is made current and recorded in meta.published_runs; beyond it, held back in held.json.
 """
@@ -23,6 +24,7 @@ from pipelines import sql
 from pipelines.exports import formula_payloads
 from pipelines.publish import guard
 from pipelines.publish.changes import compute_changes, record_changes
+from pipelines.publish.contacts import contacts_name, prune_contacts, write_contacts
 from pipelines.publish.snapshot import (
     PUBLISHED_SCHEMAS,
     current_snapshot,
@@ -48,6 +50,8 @@ class Release:
     held: dict | None = None
     message: str = ""
     removed: list[Path] = dataclasses.field(default_factory=list)
+    contacts: Path | None = None  # the contacts file written beside the snapshot (pipelines/publish/contacts.py)
+    contacts_rows: int | None = None
 
 
 def sync_published_runs(connection: duckdb.DuckDBPyConnection, published_dir: Path) -> None:
@@ -145,8 +149,13 @@ def publish(
 
     rows = write_snapshot(connection, target, run_id=run_id, private_files=private_files, finish=finish)
     release = Release(target, rows, measured["figures"], measured["changes"], measured["payloads"])
+    contacts = published_dir / contacts_name(as_of, run_id)
+    release.contacts_rows = write_contacts(connection, contacts)
+    release.contacts = contacts if release.contacts_rows is not None else None
     reasons = guard.guard_reasons(measured["figures"], measured["previous_figures"], guard_factor)
     entry = {"run_id": run_id, "as_of": as_of.isoformat(), "snapshot": target.name, "figures": measured["figures"]}
+    if release.contacts is not None:
+        entry["contacts"] = release.contacts.name
     if reasons:
         release.held = {
             **entry,
@@ -166,6 +175,7 @@ def publish(
         if held is not None and held["run_id"] != run_id:
             (published_dir / guard.HELD_FILE).unlink()  # a newer run passed the guard: the held one is obsolete
     release.removed = prune_snapshots(published_dir, keep_snapshots, guard.protected_snapshots(published_dir))
+    release.removed += prune_contacts(published_dir)  # those whose snapshot is gone
     return release
 
 

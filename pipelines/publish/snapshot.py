@@ -47,6 +47,9 @@ _DERIVED_REASON_CODE = """case
     else 'malformed'
 end"""
 
+# The tables pipelines/publish/health.py records each run, for the Model quality and Data health pages.
+HEALTH_TABLES = ("readiness", "dbt_test_results", "source_freshness")
+
 # table -> {published column: SQL expression over the warehouse table}; a callable gets the table's columns.
 PUBLISHED_META: dict[str, dict[str, str] | Callable[[list[str]], dict[str, str]]] = {
     "quarantine": lambda columns: {
@@ -92,6 +95,8 @@ PUBLISHED_META: dict[str, dict[str, str] | Callable[[list[str]], dict[str, str]]
     "published_runs": {name: name for name in ("run_id", "as_of", "snapshot", "published_at", "figures")},
     "run_changes": lambda columns: {name: name for name in columns},
     "formula_payloads": lambda columns: {name: name for name in columns},
+    # the run's own health (pipelines/publish/health.py): codes, counts, the checks' own words, relative file names
+    **{table: (lambda columns: {name: name for name in columns}) for table in HEALTH_TABLES},
 }
 
 # The dagster run ids whose results were once made current (meta.published_runs), plus the run being published.

@@ -13,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, dbt_assets
 
 from pipelines.ingest.assets import raw_asset_key
+from pipelines.publish.health import record_dbt_tests
 from pipelines.resources import Warehouse, as_of_date
 from pipelines.settings import Settings
 from pipelines.transform.project import dbt_project
@@ -125,7 +126,13 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
             warehouse.wait_until_free(on_wait=context.log.warning)
             args = dbt_build_args(settings, as_of_date(context, settings.today()))
-            yield from dbt.cli(args, context=context).stream()
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
+            yield from invocation.stream()
+            # the tests' results are kept for the Data health page, a failed build's above all; then it fails
+            record_dbt_tests(warehouse, context.run.run_id, name, invocation.target_path)
+            error = invocation.get_error()
+            if error is not None:
+                raise error
 
         return step
 

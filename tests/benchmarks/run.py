@@ -1,5 +1,6 @@
-"""`make bench`: wall time and peak memory of the demo generator and of the whole nightly job at scale, and the
-ingest's wall time beside DuckDB alone reading the same files (bench_ingest.py).
+"""`make bench`: wall time and peak memory of the demo generator and of the whole nightly job at scale, the
+ingest's wall time beside DuckDB alone reading the same files (bench_ingest.py), and the render time of every
+dashboard page on the snapshot the run published, cold and warm (bench_pages.py).
 
 Each step runs as its own process so its peak memory (max RSS of the process and its children) is its own.
 Prints one JSON line per step and writes them to data/bench/results.jsonl.
@@ -74,6 +75,15 @@ def main() -> None:
     else:
         results.append({"step": "ingest vs duckdb alone", "exit_code": comparison.returncode})
         print(comparison.stderr, file=sys.stderr)
+    pages = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "benchmarks" / "bench_pages.py")], capture_output=True, text=True,
+        env=environ,
+    )  # fmt: skip
+    results.append({"step": "dashboard pages", "exit_code": pages.returncode, **(
+        json.loads(pages.stdout.strip().splitlines()[-1]) if pages.returncode == 0 else {})})  # fmt: skip
+    print(json.dumps(results[-1]), flush=True)
+    if pages.returncode:
+        print(pages.stderr, file=sys.stderr)
     out = ROOT / "data" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     with (out / "results.jsonl").open("a", encoding="utf-8") as handle:

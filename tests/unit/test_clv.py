@@ -967,6 +967,7 @@ def test_holdout_evaluation_by_hand():
         "total_predicted_purchases",
         "total_actual_purchases",
         "spearman_purchases",
+        "deciles",
     }
     flat = evaluate_holdout(predicted, actual.head(0))
     assert math.isnan(flat["spearman_purchases"]) and flat["total_actual_purchases"] == 0

@@ -13,6 +13,7 @@ CONFIG_FILES = (PROJECT_ROOT / ".streamlit" / "config.toml", PROJECT_ROOT / "das
 REQUIRED = {
     ("browser", "gatherUsageStats"): False,
     ("client", "toolbarMode"): "viewer",
+    ("client", "showErrorDetails"): "none",
     ("server", "address"): "localhost",
 }
 

@@ -370,3 +370,11 @@ def test_the_guard_holds_a_figure_that_moved_by_more_than_the_factor_either_way(
     reasons = guard_reasons({"net_revenue": current}, {"net_revenue": previous}, 3.0)
     assert bool(reasons) == held
     assert guard_reasons({"net_revenue": current}, None, 3.0) == [], "no guard on a first publish"
+
+
+def test_what_changed_follows_each_model_by_the_figure_it_is_judged_by():
+    from models_ml.clv_holdout import HOLDOUT_FIGURE
+    from pipelines.publish.changes import MAIN_METRICS
+
+    assert MAIN_METRICS["clv"] == (HOLDOUT_FIGURE, True)
+    assert MAIN_METRICS["churn"] == ("auc", False)

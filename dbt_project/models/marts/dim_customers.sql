@@ -25,8 +25,9 @@ final as (
         people.billing_currency_code,
         people.created_date,
         people.has_customer_record,
-        {{ mask_email('people.email') }} as email_masked,
-        {{ mask_phone('people.phone') }} as phone_masked,
+        -- whether the customer can be reached; the details themselves are published apart (contacts schema)
+        coalesce(people.email like '%@%', false) as has_email,
+        coalesce(length(regexp_replace(people.phone, '[^0-9]', '', 'g')) >= 4, false) as has_phone,
         summaries.first_order_date,
         summaries.last_order_date,
         summaries.days_since_last_order,
