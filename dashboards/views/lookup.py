@@ -203,7 +203,9 @@ kpi(lifetime[4], "Support cases (all)", formats.count(customer["support_cases"])
 why, movement, consent = st.columns(3)
 with why:
     st.markdown("**Why this churn risk**")
-    reasons = list(customer["churn_reasons"]) if customer["churn_reasons"] is not None else []
+    # a customer the churn model did not score has no list of reasons (null, read as pandas' NA)
+    listed = customer["churn_reasons"]
+    reasons = list(listed) if hasattr(listed, "__iter__") and not isinstance(listed, str) else []
     if pd.isna(band):
         st.write("Not scored: the churn model scores customers with a purchase.")
     elif reasons:

@@ -138,6 +138,18 @@ def test_an_analyst_finds_a_customer_by_id_and_sees_no_contact_detail_anywhere(p
     assert not EMAIL.search(text)
 
 
+def test_a_customer_the_churn_model_did_not_score_shows_a_card_that_says_so(published):
+    snapshot = Path(current_snapshot(published)["path"])
+    with duckdb.connect(str(snapshot), read_only=True) as connection:
+        unscored = connection.execute(
+            "select min(customer_id) from marts.customer_360 where churn_reasons is null and churn_risk_band is null"
+        ).fetchone()[0]
+    assert unscored is not None  # prospects: CRM contacts who never bought
+    app = search(open_lookup(ANALYST), unscored)
+    assert_clean(app)
+    assert any("Not scored" in element.value for element in app.markdown), [e.value for e in app.markdown]
+
+
 def test_an_unknown_id_says_so(published):
     app = search(open_lookup(ANALYST), "C123")
     assert_clean(app)
