@@ -18,7 +18,6 @@ from pipelines.publish.guard import read_held
 
 PAGE = {"title": "Data health", "icon": ":material/monitor_heart:", "order": 50, "roles": ("analyst", "admin")}
 
-# pipelines/definitions.py's job name: importing that module would build the whole Dagster graph.
 PUBLISHED_RUNS_SQL = """select
     run_id,
     left(run_id, 8) as run,

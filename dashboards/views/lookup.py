@@ -207,7 +207,9 @@ with why:
     listed = customer["churn_reasons"]
     reasons = list(listed) if hasattr(listed, "__iter__") and not isinstance(listed, str) else []
     if pd.isna(band):
-        st.write("Not scored: the churn model scores customers with a purchase.")
+        st.write(
+            "Not scored this run: the churn model scores buyers when the data supports it (Model quality says why not)."
+        )
     elif reasons:
         st.markdown("\n".join(f"- {reason}" for reason in reasons))
     else:

@@ -114,7 +114,10 @@ def dbt_build_args(settings: Settings, as_of: date) -> list[str]:
 def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     """Two steps of one dbt project: the warehouse (everything but the ``scores`` tag), then, once the Python
     models have written their scores, the marts and the history snapshot over them."""
-    translator = CrmDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    # several sources may name one asset: an ML asset writes its scores and tables beside them (clv_matrices)
+    translator = CrmDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_duplicate_source_asset_keys=True)
+    )
     # Read the manifest here rather than pass its path: dagster-dbt caches manifests by path for the life of the
     # process, so definitions built after `prepare_manifest(force=True)` would still see the parse before it.
     manifest = json.loads(dbt_project.manifest_path.read_text())
