@@ -16,6 +16,7 @@ from pipelines.publish.changes import change_sentences
 from pipelines.publish.snapshot import current_snapshot, point_to
 from pipelines.resources import AS_OF_TAG
 from pipelines.settings import PROJECT_ROOT
+from tests.integration.pages import open_page, point_at
 
 pytestmark = pytest.mark.integration
 DATA_HEALTH = str(PROJECT_ROOT / "dashboards" / "views" / "data_health.py")
@@ -25,15 +26,12 @@ ANALYST = User(username="ana", name="Ana", role="analyst", contacts=False)
 @pytest.fixture
 def snapshot(pipeline_run, monkeypatch) -> dict:
     world, _ = pipeline_run
-    for name, value in world.environ.items():
-        monkeypatch.setenv(name, value)
+    point_at(world, monkeypatch)
     return current_snapshot(world.root / "published")
 
 
-def open_page() -> AppTest:
-    app = AppTest.from_file(DATA_HEALTH, default_timeout=60)
-    app.session_state["crm_user"] = ANALYST
-    return app.run()
+def open_this_page() -> AppTest:
+    return open_page(DATA_HEALTH, ANALYST)
 
 
 def table_with(app: AppTest, *columns: str):
@@ -60,7 +58,7 @@ def test_the_page_shows_every_file_check_and_change_the_run_recorded(snapshot):
             "select count(*) from meta.source_freshness where run_id = ?", [snapshot["run_id"]]
         ).fetchone()[0]
 
-    app = open_page()
+    app = open_this_page()
 
     assert not app.exception, app.exception
     assert not app.error
@@ -115,7 +113,7 @@ def test_the_nightly_runs_are_read_from_the_dagster_instance(snapshot, tmp_path,
             job.execute_in_process(instance=instance, tags={AS_OF_TAG: as_of}, raise_on_error=False)
     monkeypatch.setenv("CRM_DAGSTER_HOME", str(home))
 
-    app = open_page()
+    app = open_this_page()
 
     assert not app.exception, app.exception
     runs = table_with(app, "Outcome", "As of", "Started", "Finished")
@@ -136,7 +134,7 @@ def test_a_snapshot_without_the_health_records_says_so_rather_than_failing(snaps
         connection.execute("delete from meta.validation_results")
     monkeypatch.setenv("CRM_PUBLISHED_DIR", str(folder))
 
-    app = open_page()
+    app = open_this_page()
 
     assert not app.exception, app.exception
     assert not app.error

@@ -14,6 +14,7 @@ from pipelines import sql
 from pipelines.publish.contacts import current_contacts
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.settings import PROJECT_ROOT, load_settings
+from tests.integration.pages import open_page, page_text, point_at
 
 pytestmark = pytest.mark.integration
 LOOKUP = str(PROJECT_ROOT / "dashboards" / "views" / "lookup.py")
@@ -25,25 +26,17 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 @pytest.fixture
 def published(pipeline_run, monkeypatch) -> Path:
     world, _ = pipeline_run
-    for name, value in world.environ.items():
-        monkeypatch.setenv(name, value)
+    point_at(world, monkeypatch)
     return world.root / "published"
 
 
 def open_lookup(user: User) -> AppTest:
-    app = AppTest.from_file(LOOKUP, default_timeout=60)
-    app.session_state["crm_user"] = user
-    return app.run()
+    return open_page(LOOKUP, user)
 
 
 def search(app: AppTest, text: str) -> AppTest:
     app.text_input[0].set_value(text)
     return app.run()
-
-
-def page_text(app: AppTest) -> str:
-    """Everything the page sends to the browser: every element's message, tables' data included."""
-    return "\n".join(str(node.proto) for node in app._tree if getattr(node, "proto", None) is not None)
 
 
 def assert_clean(app: AppTest) -> None:

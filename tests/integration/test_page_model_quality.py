@@ -15,6 +15,7 @@ from dashboards.theme import Formats
 from pipelines.publish.snapshot import current_snapshot, point_to
 from pipelines.readiness import CAPABILITIES
 from pipelines.settings import PROJECT_ROOT, load_settings
+from tests.integration.pages import open_page, point_at
 
 pytestmark = pytest.mark.integration
 MODEL_QUALITY = str(PROJECT_ROOT / "dashboards" / "views" / "model_quality.py")
@@ -24,15 +25,12 @@ EXECUTIVE = User(username="eve", name="Eve", role="executive", contacts=False)
 @pytest.fixture
 def snapshot(pipeline_run, monkeypatch) -> dict:
     world, _ = pipeline_run
-    for name, value in world.environ.items():
-        monkeypatch.setenv(name, value)
+    point_at(world, monkeypatch)
     return current_snapshot(world.root / "published")
 
 
-def open_page() -> AppTest:
-    app = AppTest.from_file(MODEL_QUALITY, default_timeout=60)
-    app.session_state["crm_user"] = EXECUTIVE
-    return app.run()
+def open_this_page() -> AppTest:
+    return open_page(MODEL_QUALITY, EXECUTIVE)
 
 
 def table_titled(app: AppTest, first_column: str, *columns: str):
@@ -67,7 +65,7 @@ def test_the_page_shows_each_model_against_its_baseline_from_the_runs_metrics(sn
     settings = load_settings()
     formats = Formats(settings.currency, settings.display_locale)
 
-    app = open_page()
+    app = open_this_page()
 
     assert not app.exception, app.exception
     assert not app.error
@@ -142,7 +140,7 @@ def test_without_a_churn_run_each_churn_section_says_why_in_the_readiness_words(
         )
     monkeypatch.setenv("CRM_PUBLISHED_DIR", str(tmp_path / "published"))
 
-    app = open_page()
+    app = open_this_page()
 
     assert not app.exception, app.exception
     said = [element.value for element in app.info]
@@ -160,7 +158,7 @@ def test_a_snapshot_from_before_the_marts_says_so_rather_than_failing(snapshot, 
         connection.execute("drop table meta.readiness")
     monkeypatch.setenv("CRM_PUBLISHED_DIR", str(tmp_path / "published"))
 
-    app = open_page()
+    app = open_this_page()
 
     assert not app.exception, app.exception
     assert not app.error

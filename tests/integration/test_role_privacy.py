@@ -5,25 +5,18 @@ searched for the exact details of the contacts file. The same search finds them 
 
 import duckdb
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dashboards.auth import User
 from dashboards.registry import pages_for
 from pipelines.publish.contacts import current_contacts
 from pipelines.users import ROLES
+from tests.integration.pages import open_page, page_text, point_at
 
 pytestmark = pytest.mark.integration
 
 
-def page_text(app: AppTest) -> str:
-    """Everything the page sends to the browser: every element's message, tables' data included."""
-    return "\n".join(str(node.proto) for node in app._tree if getattr(node, "proto", None) is not None)
-
-
 def render(spec, role: str, customer: str) -> str:
-    app = AppTest.from_file(str(spec.path), default_timeout=120)
-    app.session_state["crm_user"] = User(username=role, name=role, role=role, contacts=ROLES[role].contacts)
-    app.run()
+    app = open_page(str(spec.path), User(username=role, name=role, role=role, contacts=ROLES[role].contacts), 120)
     if spec.page_id == "lookup":
         app.text_input[0].input(customer).run()
     assert not app.exception, (role, spec.page_id, app.exception)
@@ -46,8 +39,7 @@ def published(pipeline_run):
 @pytest.mark.parametrize("role", [role for role, spec in ROLES.items() if not spec.contacts])
 def test_a_role_without_contact_details_sees_none_on_any_page(published, monkeypatch, role):
     world, customer, details = published
-    for name, value in world.environ.items():
-        monkeypatch.setenv(name, value)
+    point_at(world, monkeypatch)
     assert pages_for(role)
     for spec in pages_for(role):
         text = render(spec, role, customer)
@@ -57,8 +49,7 @@ def test_a_role_without_contact_details_sees_none_on_any_page(published, monkeyp
 
 def test_the_same_search_finds_the_details_where_the_role_may_see_them(published, monkeypatch):
     world, customer, details = published
-    for name, value in world.environ.items():
-        monkeypatch.setenv(name, value)
+    point_at(world, monkeypatch)
     (lookup,) = [spec for spec in pages_for("service") if spec.page_id == "lookup"]
     text = render(lookup, "service", customer)
     assert all(detail in text for detail in details), details
