@@ -22,19 +22,19 @@ def published() -> dict | None:
 
 
 @st.cache_resource(show_spinner=False)
-def _connection(path: str) -> duckdb.DuckDBPyConnection:
+def connection(path: str) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(path, read_only=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def query(path: str, sql: str, parameters: tuple = ()) -> pd.DataFrame:
     """Run a read-only query on the snapshot at ``path``; cached per snapshot, SQL and parameters."""
-    return _connection(path).cursor().execute(sql, list(parameters)).df()
+    return connection(path).cursor().execute(sql, list(parameters)).df()
 
 
 @st.cache_data(show_spinner=False)
 def tables(path: str) -> frozenset[str]:
     """``schema.table`` of every table the snapshot holds: a snapshot of older code, or of data that could not
     feed a model, may lack some, and a page says so rather than failing."""
-    rows = _connection(path).cursor().execute("select schema_name || '.' || table_name from duckdb_tables()")
+    rows = connection(path).cursor().execute("select schema_name || '.' || table_name from duckdb_tables()")
     return frozenset(row[0] for row in rows.fetchall())

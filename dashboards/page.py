@@ -48,6 +48,10 @@ class Page:
     def query(self, sql: str, parameters: tuple = ()) -> pd.DataFrame:
         return data.query(self.path, sql, tuple(parameters))
 
+    def connection(self):
+        """A cursor on the snapshot's read-only connection, for code that takes a connection (campaign planning)."""
+        return data.connection(self.path).cursor()
+
     def has(self, *qualified_tables: str) -> bool:
         """Whether the snapshot holds every one of ``schema.table``."""
         return set(qualified_tables) <= data.tables(self.path)

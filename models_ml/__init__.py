@@ -1,13 +1,24 @@
-"""Pure Python customer models: functions from frames to frames, no I/O, no Dagster."""
+"""Pure Python customer models: functions from frames to frames, no I/O, no Dagster.
+
+Each model has a run function (``run_rfm``, ``run_clv``, ``run_churn``, ``run_tier_movement``, ``run_segments``)
+from the frames an asset loads to a :class:`ModelOutput`: the tables to write, the verdict and the facts of the
+fit, so that an asset only loads, calls and writes.
+"""
 
 from models_ml.churn import (
+    ChurnCutoffs,
+    ChurnInputs,
     ChurnModel,
     ChurnRun,
+    CutoffHistory,
     RecencyBaseline,
     choose_churn,
+    churn_cutoffs,
+    churn_frame,
     classification_figures,
     evaluate_churn,
     no_churn_scores,
+    run_churn,
     score_churn,
     train_churn_model,
     train_recency_baseline,
@@ -25,32 +36,62 @@ from models_ml.clv import (
     predict_clv,
     predict_purchases,
 )
-from models_ml.clv_holdout import CandidateRanking, ClvChoice, choose_clv, rank_candidates, score_clv
-from models_ml.protocol import Comparison, Verdict, compare, refuse
-from models_ml.rfm import SEGMENTS, quintile_score, score_rfm, summarise_segments
-from models_ml.segments import Segmentation, no_segments, segment_customers
-from models_ml.tiers import TIERS, tier_movement
+from models_ml.clv_holdout import (
+    HOLDOUT_FIGURE,
+    CandidateRanking,
+    ClvChoice,
+    ClvInputs,
+    calibration_cutoff,
+    choose_clv,
+    rank_candidates,
+    run_clv,
+    score_clv,
+)
+from models_ml.protocol import (
+    BaselineCheck,
+    Comparison,
+    ModelOutput,
+    Verdict,
+    baseline_check,
+    compare,
+    refuse,
+    refusing,
+)
+from models_ml.rfm import SEGMENTS, quintile_score, run_rfm, score_rfm
+from models_ml.segments import Segmentation, no_segments, run_segments, segment_customers
+from models_ml.tiers import TIERS, run_tier_movement, tier_movement
 from models_ml.validation import InsufficientDataError, validate_columns
 
 __all__ = [
+    "HOLDOUT_FIGURE",
     "PURCHASE_MODELS",
     "SEGMENTS",
     "TIERS",
+    "BaselineCheck",
     "CandidateRanking",
+    "ChurnCutoffs",
+    "ChurnInputs",
     "ChurnModel",
     "ChurnRun",
     "ClvChoice",
     "ClvFit",
     "ClvFitError",
+    "ClvInputs",
     "Comparison",
+    "CutoffHistory",
     "InsufficientDataError",
+    "ModelOutput",
     "RecencyBaseline",
     "Segmentation",
     "Verdict",
+    "baseline_check",
     "baseline_clv",
     "baseline_purchases",
+    "calibration_cutoff",
     "choose_churn",
     "choose_clv",
+    "churn_cutoffs",
+    "churn_frame",
     "classification_figures",
     "compare",
     "evaluate_churn",
@@ -64,11 +105,16 @@ __all__ = [
     "quintile_score",
     "rank_candidates",
     "refuse",
+    "refusing",
+    "run_churn",
+    "run_clv",
+    "run_rfm",
+    "run_segments",
+    "run_tier_movement",
     "score_churn",
     "score_clv",
     "score_rfm",
     "segment_customers",
-    "summarise_segments",
     "tier_movement",
     "train_churn_model",
     "train_recency_baseline",

@@ -10,12 +10,18 @@ rate per decile), the ROC curve and the cumulative gains (the share of churners 
 the drivers (permutation importance, Breiman 2001: how much the AUC drops when a feature is shuffled). A customer's
 own reasons are the features whose replacement by the population's typical value lowers their predicted churn
 probability most (an occlusion explanation: what about this customer raises the risk).
+
+The run (:func:`run_churn`) builds each cutoff's frame from what pipelines/ml/features.py loads: the behaviour
+features, the purchase model's P(alive) and expected purchases in the window (Fader, Hardie & Lee 2005, the BG/NBD
+or the model the lifetime-value run chose), and the label. Revenue at risk (churn probability x lifetime value) is
+a dbt model over the two runs' scores (marts.customer_revenue_at_risk).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
@@ -24,7 +30,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
-from models_ml.protocol import BASELINE_PUBLISHED, Verdict, compare
+from models_ml.clv import ClvFit, ClvFitError, fit_clv, predict_purchases
+from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, Verdict, compare, refusing
 from models_ml.validation import KEY, InsufficientDataError, validate_columns
 
 LABEL = "churned"
@@ -312,7 +319,7 @@ class ChurnRun:
     ----------
     scores
         One row per customer to score: ``customer_id``, ``churn_probability``, ``risk_band``, ``churn_reasons``,
-        ``baseline_churn_probability``, ``revenue_at_risk`` and ``score_source``.
+        ``baseline_churn_probability`` and ``score_source``.
     verdict
         Score source, out-of-time figures of the model and of the baseline, and the notes.
     features
@@ -359,7 +366,6 @@ def no_churn_scores(customers: pl.DataFrame) -> pl.DataFrame:
         risk_band=pl.lit(None, dtype=pl.String),
         churn_reasons=pl.lit(None, dtype=pl.List(pl.String)),
         baseline_churn_probability=pl.lit(None, dtype=pl.Float64),
-        revenue_at_risk=pl.lit(None, dtype=pl.Float64),
         score_source=pl.lit("none"),
     )
 
@@ -388,7 +394,7 @@ def choose_churn(
     label: str = LABEL,
     recency_feature: str = RECENCY_FEATURE,
     labels_in_words: Mapping[str, str] | None = None,
-    clv: pl.DataFrame | None = None,
+    exclude: Collection[str] = (),
     seed: int = 0,
 ) -> ChurnRun:
     """Train at one cutoff, test out of time at a later one against the recency baseline, choose, refit, score.
@@ -408,12 +414,12 @@ def choose_churn(
         One row per customer to score, with the features (a feature it lacks counts as unknown, null).
     features
         Candidate features; by default every column of ``train`` and ``test`` but the key and the label.
+    exclude
+        Features left out of the candidates, e.g. a feature group, to measure what it adds.
     recency_feature
         The baseline's one feature, days since the last order.
     labels_in_words
         Feature -> words, for drivers, reasons and notes.
-    clv
-        ``customer_id``, ``clv``: each customer's lifetime value, for ``revenue_at_risk`` (0 where absent).
     seed
         Seeds the model and the permutation importance.
 
@@ -432,6 +438,7 @@ def choose_churn(
     words = labels_in_words or {}
     if features is None:
         features = [column for column in dict.fromkeys([*train.columns, *test.columns]) if column not in (KEY, label)]
+    features = [feature for feature in features if feature not in exclude]
     for frame, name in ((train, "training data"), (test, "test data"), (current, "customers to score")):
         present = [feature for feature in features if feature in frame.columns]
         required = (recency_feature, label) if frame is not current else (recency_feature,)
@@ -455,7 +462,7 @@ def choose_churn(
                   f"The recency baseline, fitted on the {name} cutoff, is published."]  # fmt: skip
         verdict = Verdict("baseline", False, {}, None, tuple(notes))
         return _scored(train_recency_baseline(usable, recency_feature, label=label), None, current, verdict,
-                       kept, dropped, words, clv)  # fmt: skip
+                       kept, dropped, words)  # fmt: skip
     if not kept:
         notes += ["No feature has values that vary between customers, so the model cannot be trained.",
                   BASELINE_PUBLISHED]  # fmt: skip
@@ -463,7 +470,7 @@ def choose_churn(
         figures = classification_figures(test[label].cast(pl.Int8).to_numpy(), baseline.predict(test))
         verdict = Verdict("baseline", False, {}, figures, tuple(notes))
         return _scored(train_recency_baseline(test, recency_feature, label=label), None, current, verdict, kept,
-                       dropped, words, clv)  # fmt: skip
+                       dropped, words)  # fmt: skip
 
     model = train_churn_model(train, kept, label=label, seed=seed)
     baseline = train_recency_baseline(train, recency_feature, label=label)
@@ -478,7 +485,7 @@ def choose_churn(
     scorer = train_churn_model(test, kept, label=label, seed=seed) if comparison.beats else None
     drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
     latest_baseline = train_recency_baseline(test, recency_feature, label=label)
-    return _scored(latest_baseline, scorer, current, verdict, kept, dropped, words, clv, drivers)
+    return _scored(latest_baseline, scorer, current, verdict, kept, dropped, words, drivers)
 
 
 def _scored(
@@ -489,24 +496,155 @@ def _scored(
     features: Sequence[str],
     dropped: Mapping[str, str],
     words: Mapping[str, str],
-    clv: pl.DataFrame | None,
     drivers: Sequence[str] | None = None,
 ) -> ChurnRun:
     # a customer's reasons are sought among the model's drivers: each feature tried costs a prediction of everyone
     scorer = model if model is not None else baseline
     scores = score_churn(scorer, current, labels_in_words=words, candidates=drivers if model else None)
-    scores = scores.with_columns(baseline_churn_probability=pl.Series(baseline.predict(current)))
-    value = (
-        clv.select(KEY, "clv")
-        if clv is not None
-        else pl.DataFrame(schema={KEY: current.schema[KEY], "clv": pl.Float64})
-    )
-    scores = (
-        scores.join(value, on=KEY, how="left")
-        .with_columns(
-            revenue_at_risk=pl.col("churn_probability") * pl.col("clv").fill_null(0),
-            score_source=pl.lit(verdict.score_source),
-        )
-        .drop("clv")
+    scores = scores.with_columns(
+        baseline_churn_probability=pl.Series(baseline.predict(current)),
+        score_source=pl.lit(verdict.score_source),
     )
     return ChurnRun(scores, verdict, tuple(features), dict(dropped))
+
+
+# --- The run: cutoffs, each cutoff's frame, the protocol -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChurnCutoffs:
+    """Where a churn run learns (``train``), is judged out of time (``test``, one window later) and what both step
+    back from (``anchor``, one window after ``test``)."""
+
+    train: date
+    test: date
+    anchor: date
+
+
+def churn_cutoffs(as_of: date, last_order_date: date | None, window_days: int) -> ChurnCutoffs:
+    """The training and test cutoffs of a run as of ``as_of``, two and one churn windows before the anchor.
+
+    Labels need the window after a cutoff to have happened, so the cutoffs step back from the day after the last
+    order before ``as_of`` (``last_order_date``), not from ``as_of``: exports that stop early shift the training
+    window instead of labelling everyone a churner. Without any order the anchor is ``as_of``.
+    """
+    if window_days < 1:
+        raise ValueError(f"churn: window_days must be at least 1, not {window_days!r}")
+    anchor = min(as_of, last_order_date + timedelta(days=1)) if last_order_date else as_of
+    return ChurnCutoffs(anchor - timedelta(days=2 * window_days), anchor - timedelta(days=window_days), anchor)
+
+
+@dataclass(frozen=True)
+class CutoffHistory:
+    """What one cutoff's churn frame is built from (pipelines/ml/features.py loads it).
+
+    Attributes
+    ----------
+    cutoff
+        The date everything is as of.
+    behaviour
+        One row per customer who ordered before the cutoff: ``customer_id`` and the behaviour features.
+    summary
+        The purchase summary as of the cutoff (``fit_clv``'s contract), for P(alive) and expected purchases.
+    bought
+        The customers who bought in the churn window after the cutoff, or None when that window has not happened
+        yet (the customers to score).
+    """
+
+    cutoff: date
+    behaviour: pl.DataFrame
+    summary: pl.DataFrame
+    bought: pl.Series | None = None
+
+
+@dataclass(frozen=True)
+class ChurnInputs:
+    """Everything a churn run reads: its cutoffs, each cutoff's history, and the purchase model the lifetime-value
+    run published at the run's cutoff (None when it published the baseline's scores or none)."""
+
+    cutoffs: ChurnCutoffs
+    train: CutoffHistory
+    test: CutoffHistory
+    current: CutoffHistory
+    published_fit: ClvFit | None = None
+
+
+def churn_frame(
+    history: CutoffHistory, window_days: int, *, fit: ClvFit | None = None, purchase_model: str = "BG/NBD"
+) -> pl.DataFrame:
+    """One cutoff's features: the behaviour, the purchase model's ``p_alive`` and ``expected_purchases_in_window``
+    (null for everyone when no purchase model can be fitted), and ``churned`` when the window after it is known.
+
+    The purchase model is ``fit`` when the lifetime-value run made it at this cutoff, else ``purchase_model``
+    fitted here on the cutoff's summary (without the spend model, which these features do not use).
+    """
+    features = history.behaviour
+    try:
+        fit = fit or fit_clv(history.summary, spend=False, purchase_model=purchase_model)
+        purchases = predict_purchases(fit, history.summary, window_days).select(
+            KEY, "p_alive", expected_purchases_in_window="expected_purchases"
+        )
+        features = features.join(purchases, on=KEY, how="left")
+    except ClvFitError:
+        features = features.with_columns(
+            p_alive=pl.lit(None, dtype=pl.Float64), expected_purchases_in_window=pl.lit(None, dtype=pl.Float64)
+        )
+    if history.bought is None:
+        return features
+    return features.with_columns(pl.col(KEY).is_in(history.bought.implode()).not_().alias(LABEL))
+
+
+def run_churn(
+    inputs: ChurnInputs,
+    *,
+    window_days: int,
+    exclude: Collection[str] = (),
+    feature_label: Callable[[str], str] = str,
+    seed: int = 0,
+) -> ModelOutput:
+    """The churn run (``ml.churn_scores``): each cutoff's frame (:func:`churn_frame`), then :func:`choose_churn`.
+
+    The training and test cutoffs' purchase models are the model the lifetime-value run chose (BG/NBD when it
+    chose none), fitted at each cutoff; the customers to score read the published fit itself. When no cutoff can
+    train even the baseline, or nobody can be scored, every customer gets null scores and the verdict says why.
+
+    Parameters
+    ----------
+    inputs
+        The cutoffs and what each one's frame is built from.
+    window_days
+        The churn window: no purchase in these days after a cutoff is churn.
+    exclude
+        Features left out (e.g. the engagement features, to measure what they add); recorded in the parameters.
+    feature_label
+        A feature's words, for drivers, reasons and notes.
+    seed
+        As for :func:`choose_churn`.
+    """
+    cutoffs, published = inputs.cutoffs, inputs.published_fit
+    purchase_model = published.purchase_model if published else "BG/NBD"
+    train = churn_frame(inputs.train, window_days, purchase_model=purchase_model)
+    test = churn_frame(inputs.test, window_days, purchase_model=purchase_model)
+    current = churn_frame(inputs.current, window_days, fit=published)
+    candidates = [column for column in dict.fromkeys([*train.columns, *test.columns]) if column not in (KEY, LABEL)]
+    features = [feature for feature in candidates if feature not in exclude]
+    excluded = [feature for feature in candidates if feature in exclude]
+    parameters = {
+        "churn_window_days": window_days,
+        "train_cutoff": cutoffs.train,
+        "test_cutoff": cutoffs.test,
+        "features": features,
+        **({"excluded_features": excluded} if excluded else {}),
+        "estimator": "HistGradientBoostingClassifier",
+        "baseline": "logistic regression on log(1 + days since the last order)",
+    }
+    facts = {"rows_used": train.height + test.height, "training_from": cutoffs.train, "training_to": cutoffs.anchor}
+
+    def attempt() -> ModelOutput:
+        churn = choose_churn(
+            train, test, current, features, labels_in_words={f: feature_label(f) for f in features}, seed=seed
+        )
+        chosen = {"features": list(churn.features), "dropped_features": dict(churn.dropped_features)}
+        return ModelOutput({"churn_scores": churn.scores}, churn.verdict, parameters | chosen, **facts)
+
+    return refusing(attempt, ModelOutput({"churn_scores": no_churn_scores(current)}, parameters=parameters, **facts))

@@ -310,15 +310,9 @@ def _float_or_nan(value: object) -> float:
 
 def _validate(summary: pl.DataFrame, columns: Sequence[str], caller: str) -> None:
     numeric = [column for column in columns if column != "customer_id"]
-    validate_columns(summary, columns, caller, numeric=numeric)
-    for column in numeric:
-        if column == "monetary_value":
-            continue
-        values = summary[column].cast(pl.Float64)
-        if values.null_count():
-            raise ValueError(f"{caller}: {column} has {values.null_count()} null(s)")
-        if not values.is_finite().all() or (values < 0).any():
-            raise ValueError(f"{caller}: {column} must be finite and >= 0")
+    # monetary_value is null for a customer without a repeat purchase: the spend model reads repeat buyers only
+    known = [column for column in numeric if column != "monetary_value"]
+    validate_columns(summary, columns, caller, numeric=numeric, not_null=known, finite=known, non_negative=known)
     if "frequency" in columns and (summary["frequency"].cast(pl.Float64) % 1 != 0).any():
         raise ValueError(f"{caller}: frequency must be whole purchase occasions")
     if "recency" in columns:
@@ -906,8 +900,7 @@ def baseline_clv(
 def _historical_spend(summary: pl.DataFrame) -> np.ndarray:
     repeat_spend = pl.when(pl.col("frequency") > 0).then(pl.col("monetary_value").cast(pl.Float64))
     if "average_order_value" in summary.columns:
-        if not summary.schema["average_order_value"].is_numeric():
-            raise ValueError("baseline_clv: average_order_value must be numeric")
+        validate_columns(summary, (), "baseline_clv", key=None, numeric=("average_order_value",))
         own = pl.coalesce(pl.col("average_order_value").cast(pl.Float64), repeat_spend)
     else:
         own = repeat_spend
@@ -999,15 +992,8 @@ def evaluate_holdout(predicted: pl.DataFrame, actual: pl.DataFrame) -> dict[str,
         is no spend), each ``decile`` (1 to 10, 10 the highest predicted), ``predicted`` and ``observed`` (means per
         customer) and ``customers``, to draw predicted against actual.
     """
-    for frame, name, columns in (
-        (predicted, "predicted", ("customer_id", "expected_purchases")),
-        (actual, "actual", ("customer_id", "purchases")),
-    ):
-        missing = [column for column in columns if column not in frame.columns]
-        if missing:
-            raise ValueError(f"evaluate_holdout: {name} lacks column(s) {', '.join(missing)}")
-        if frame["customer_id"].is_duplicated().any():
-            raise ValueError(f"evaluate_holdout: customer_id must be unique in {name}")
+    for frame, name, column in ((predicted, "predicted", "expected_purchases"), (actual, "actual", "purchases")):
+        validate_columns(frame, (column,), "evaluate_holdout", numeric=(column,), name=name)
     with_spend = "expected_spend" in predicted.columns and "spend" in actual.columns
     pairs = [("expected_purchases", "purchases", "purchases")]
     if with_spend:

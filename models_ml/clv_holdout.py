@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -36,10 +37,20 @@ from models_ml.clv import (
     predict_clv,
     predict_purchases,
 )
-from models_ml.protocol import BASELINE_PUBLISHED, Comparison, Verdict, compare, refuse
+from models_ml.protocol import BASELINE_PUBLISHED, Comparison, ModelOutput, Verdict, compare, refuse, refusing
 from models_ml.validation import InsufficientDataError, validate_columns
 
-__all__ = ["HOLDOUT_FIGURE", "CandidateRanking", "ClvChoice", "choose_clv", "rank_candidates", "score_clv"]
+__all__ = [
+    "HOLDOUT_FIGURE",
+    "CandidateRanking",
+    "ClvChoice",
+    "ClvInputs",
+    "calibration_cutoff",
+    "choose_clv",
+    "rank_candidates",
+    "run_clv",
+    "score_clv",
+]
 
 # The models forecast each customer's expected (mean) spend, and a mean forecast is judged by squared error: the
 # absolute error is minimised by the median, which in a holdout where most customers buy nothing is zero, so it
@@ -368,3 +379,55 @@ def _describe_candidates(
     if ranking.sentence:
         notes.append(ranking.sentence)
     return candidates, notes
+
+
+def calibration_cutoff(as_of: date, holdout_months: int) -> tuple[date, int]:
+    """The calibration cutoff, ``holdout_months`` before ``as_of``, and the holdout's length in days (the months
+    in days of 365.25 / 12, rounded: 183 for 6 months)."""
+    holdout_days = round(holdout_months * DAYS_PER_MONTH)
+    return as_of - timedelta(days=holdout_days), holdout_days
+
+
+@dataclass(frozen=True)
+class ClvInputs:
+    """What the lifetime-value run reads, as of its cutoff (pipelines/ml/features.py loads it).
+
+    Attributes
+    ----------
+    as_of
+        The run's cutoff.
+    calibration, holdout, current
+        As for :func:`choose_clv`; the calibration cutoff is :func:`calibration_cutoff` of ``as_of``.
+    first_order_date
+        The first order of the history (None without orders): where the history the model reads begins.
+    """
+
+    as_of: date
+    calibration: pl.DataFrame
+    holdout: pl.DataFrame
+    current: pl.DataFrame
+    first_order_date: date | None = None
+
+
+def run_clv(inputs: ClvInputs, *, holdout_months: int, horizon_months: int, annual_discount_rate: float) -> ModelOutput:
+    """The lifetime-value run (``ml.clv_scores``, ``ml.clv_matrices``): :func:`choose_clv`, or no rows and the
+    reason when not even the baseline can score anybody."""
+    facts = {"rows_used": inputs.current.height, "training_from": inputs.first_order_date, "training_to": inputs.as_of}
+
+    def attempt() -> ModelOutput:
+        choice = choose_clv(
+            inputs.calibration,
+            inputs.holdout,
+            inputs.current,
+            holdout_months=holdout_months,
+            horizon_months=horizon_months,
+            annual_discount_rate=annual_discount_rate,
+        )
+        tables = {"clv_scores": choice.scores, "clv_matrices": choice.matrix}
+        return ModelOutput(tables, choice.verdict, parameters=choice.parameters, **facts)
+
+    nothing = {
+        "clv_scores": score_clv(None, inputs.current.head(0), horizon_months, annual_discount_rate),
+        "clv_matrices": pl.DataFrame(schema=MATRIX_SCHEMA),
+    }
+    return refusing(attempt, ModelOutput(nothing, **facts))

@@ -5,15 +5,35 @@ model, a later cutoff for churn), and the run publishes the model's scores only 
 better on the figure that matters for its use (mean absolute error of spend, AUC). Otherwise, or when the data
 cannot support the model at all, the run publishes the baseline's scores, and when there is not even a baseline,
 no scores; in every case the :class:`Verdict` says why in plain words, for the model run.
+
+Every model's run is one pure function from loaded frames to a :class:`ModelOutput` (the tables to write, the
+verdict and the facts of the fit), so that an asset only loads, calls and writes. A model whose data cannot
+support it raises :class:`~models_ml.validation.InsufficientDataError`; :func:`refusing` turns that into a run that
+publishes nothing and says why, so that no model fails the night.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
 
-__all__ = ["SCORE_SOURCES", "Comparison", "Verdict", "compare", "refuse"]
+import polars as pl
+
+from models_ml.validation import InsufficientDataError
+
+__all__ = [
+    "SCORE_SOURCES",
+    "BaselineCheck",
+    "Comparison",
+    "ModelOutput",
+    "Verdict",
+    "baseline_check",
+    "compare",
+    "refuse",
+    "refusing",
+]
 
 SCORE_SOURCES = ("model", "baseline", "none")
 BASELINE_PUBLISHED = "The baseline's scores are published."
@@ -123,3 +143,80 @@ def refuse(
         None if baseline_metrics is None else dict(baseline_metrics),
         (f"{sentence[:1].upper()}{sentence[1:]}.", outcome),
     )
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """What one model run writes and records: the tables, whose scores they are and why, and the facts of the fit.
+
+    Attributes
+    ----------
+    tables
+        ml table name -> rows to write for the run's as-of date (no rows when nothing is published).
+    verdict
+        Score source, figures and notes; a model without a baseline to beat (RFM, tiers, segments) publishes its
+        own scores with ``beats_baseline`` None.
+    parameters
+        What reproduces the run, for ml.model_runs.
+    rows_used
+        Customers (rows) the model was fitted or judged on.
+    training_from, training_to
+        The period of history the model read.
+    """
+
+    tables: Mapping[str, pl.DataFrame]
+    verdict: Verdict = field(default_factory=lambda: Verdict("model", None))
+    parameters: Mapping = field(default_factory=dict)
+    rows_used: int = 0
+    training_from: date | None = None
+    training_to: date | None = None
+
+
+def refusing(attempt: Callable[[], ModelOutput], nothing: ModelOutput) -> ModelOutput:
+    """``attempt()``; or, when the data cannot support the model, ``nothing`` with a verdict that says why.
+
+    Parameters
+    ----------
+    attempt
+        Fits and scores; raises :class:`~models_ml.validation.InsufficientDataError` when the data honour the
+        contract but cannot support the model.
+    nothing
+        What the run writes then: every table with no rows, and the facts known before fitting.
+
+    Only ``InsufficientDataError`` is caught: a frame that breaks a contract (``ValueError``) is a defect and fails
+    loudly.
+    """
+    try:
+        return attempt()
+    except InsufficientDataError as error:
+        return replace(nothing, verdict=refuse(error.reason, baseline=False))
+
+
+@dataclass(frozen=True)
+class BaselineCheck:
+    """The content of a ``beats_baseline`` asset check: passed, why in words, and the figures that decided it."""
+
+    passed: bool
+    description: str
+    metadata: dict
+
+
+def baseline_check(verdict: Verdict, figure: str, *, lower_is_better: bool) -> BaselineCheck:
+    """Did the run publish its model's scores because the model did better than the baseline on held-out data?
+
+    Passes only when the model beat the baseline and its scores are published; otherwise the description is the
+    run's notes (why the baseline's scores, or none, are published).
+    """
+    passed = bool(verdict.beats_baseline) and verdict.score_source == "model"
+    comparison = "lower" if lower_is_better else "higher"
+    description = (
+        f"The model's {figure} on held-out data is {comparison} than the baseline's; its scores are published."
+        if passed
+        else " ".join(verdict.notes) or "The model did worse than its baseline; the baseline's scores are published."
+    )
+    metadata = {
+        f"model_{figure}": verdict.metrics.get(figure),
+        f"baseline_{figure}": (verdict.baseline_metrics or {}).get(figure),
+        "score_source": verdict.score_source,
+    }
+    return BaselineCheck(passed, description, metadata)

@@ -4,13 +4,17 @@ The scores follow Hughes' RFM (A. M. Hughes, *Strategic Database Marketing*, 199
 of 1 (worst) to 5 (best) on each of recency, frequency and monetary value, from the quintile they fall in. The
 named segments are the widely used eleven-segment map on the recency and frequency scores (champions, loyal
 customers, potential loyalists, new customers, promising, need attention, about to sleep, at risk, can't lose
-them, hibernating, lost).
+them, hibernating, lost). Segment sizes and value, and the moves between segments from one run to the next, are
+dbt models over the scores (marts.rpt_segment_profiles, marts.rpt_segment_migration).
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import polars as pl
 
+from models_ml.protocol import ModelOutput, Verdict
 from models_ml.validation import validate_columns
 
 REQUIRED_COLUMNS = ("customer_id", "days_since_last_order", "frequency", "monetary")
@@ -33,12 +37,6 @@ _SEGMENT_GRID = {
 SEGMENTS = tuple(_SEGMENT_GRID)
 SEGMENT_BY_CELL = {cell: segment for segment, cells in _SEGMENT_GRID.items() for cell in cells}
 assert len(SEGMENT_BY_CELL) == 25, "every (recency, frequency) cell must have exactly one segment"
-
-
-def _validate(customers: pl.DataFrame) -> None:
-    validate_columns(customers, REQUIRED_COLUMNS, "rfm", numeric=REQUIRED_COLUMNS[1:])
-    if customers["days_since_last_order"].null_count():
-        raise ValueError("rfm: days_since_last_order has nulls; score only customers who have ordered")
 
 
 def quintile_score(values: pl.Expr, higher_is_better: bool = True) -> pl.Expr:
@@ -68,7 +66,10 @@ def score_rfm(customers: pl.DataFrame) -> pl.DataFrame:
         The input columns plus ``recency_score``, ``frequency_score``, ``monetary_score`` (1-5, 5 best),
         ``rfm_cell`` (e.g. ``"545"``) and ``segment``.
     """
-    _validate(customers)
+    validate_columns(
+        customers, REQUIRED_COLUMNS, "rfm", numeric=REQUIRED_COLUMNS[1:], not_null=("days_since_last_order",),
+        advice="score only customers who have ordered",
+    )  # fmt: skip
     scored = customers.with_columns(pl.col("frequency", "monetary").fill_null(0)).with_columns(
         recency_score=quintile_score(pl.col("days_since_last_order"), higher_is_better=False),
         frequency_score=quintile_score(pl.col("frequency")),
@@ -87,20 +88,20 @@ def score_rfm(customers: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def summarise_segments(scored: pl.DataFrame) -> pl.DataFrame:
-    """Size and value of each segment: customers, share of customers, revenue and share of revenue."""
-    total_customers, total_monetary = scored.height, scored["monetary"].sum()
-    return (
-        scored.group_by("segment")
-        .agg(
-            customers=pl.len(),
-            monetary=pl.col("monetary").sum(),
-            average_recency_days=pl.col("days_since_last_order").mean(),
-            average_frequency=pl.col("frequency").mean(),
-        )
-        .with_columns(
-            customer_share=pl.col("customers") / total_customers,
-            monetary_share=pl.col("monetary") / total_monetary if total_monetary else pl.lit(0.0),
-        )
-        .sort("monetary", descending=True)
+def run_rfm(customers: pl.DataFrame, *, as_of: date, window_days: int) -> ModelOutput:
+    """The RFM run: every customer who has ordered scored and named (``ml.rfm_scores``).
+
+    Parameters
+    ----------
+    customers
+        As for :func:`score_rfm`, frequency and monetary value over the ``window_days`` before ``as_of``.
+    """
+    scored = score_rfm(customers)
+    return ModelOutput(
+        {"rfm_scores": scored},
+        Verdict("model", None, {"segments": scored["segment"].n_unique()}),
+        parameters={"rfm_window_days": window_days, "method": "quintiles of rank, ties at the lowest"},
+        rows_used=customers.height,
+        training_from=as_of - timedelta(days=window_days),
+        training_to=as_of,
     )

@@ -14,7 +14,7 @@ the standardised units the clustering used, and phrased in words with the actual
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +24,20 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from models_ml.protocol import ModelOutput, Verdict, refusing
 from models_ml.validation import KEY, InsufficientDataError, validate_columns
 
+# The behaviour the run clusters on (columns of pipelines/ml/features.py's behaviour), beside every category and
+# channel share; the heavy-tailed counts and amounts among them are log-scaled first.
+SEGMENT_FEATURES = (
+    "recency_days", "orders_365d", "net_revenue_365d", "average_order_value", "tenure_days", "return_rate",
+    "support_cases_365d", "bad_experiences_365d", "campaign_response_rate", "web_sessions_90d",
+)  # fmt: skip
+SHARE_PREFIXES = ("category_share__", "channel_share__")
+HEAVY_TAILED = (
+    "recency_days", "orders_365d", "net_revenue_365d", "average_order_value", "tenure_days", "support_cases_365d",
+    "bad_experiences_365d", "web_sessions_90d",
+)  # fmt: skip
 PROFILE_COLUMNS = ("cluster", "cluster_name", "customers", "customer_share", "description")
 TIE_TOLERANCE = 0.005  # a smaller k whose silhouette is within this of the best is preferred
 NOTABLE_Z = 0.5  # |z| from which a feature is said to differ ("more" / "less")
@@ -122,20 +134,13 @@ def _validate(
     reserved = [f for f in features if f in (KEY, *PROFILE_COLUMNS)]
     if reserved:
         raise ValueError(f"segments: feature name(s) {', '.join(reserved)} clash with output columns; rename them")
-    validate_columns(customers, features, "segments", key=KEY, numeric=features)
+    validate_columns(
+        customers, features, "segments", key=KEY, numeric=features, not_null=features, finite=features,
+        advice="fill them before segmenting (e.g. 0 for counts and shares of customers with no such activity)",
+    )  # fmt: skip
     unknown_log = [f for f in log_features if f not in features]
     if unknown_log:
         raise ValueError(f"segments: log_features not among the features: {', '.join(unknown_log)}")
-    for column in features:
-        values = customers[column]
-        nulls = values.null_count() + (values.is_nan().sum() if values.dtype.is_float() else 0)
-        if nulls:
-            raise ValueError(
-                f"segments: feature {column} has {nulls} null/NaN value(s); fill them before segmenting "
-                "(e.g. 0 for counts and shares of customers with no such activity)"
-            )
-        if values.dtype.is_float() and values.is_infinite().any():
-            raise ValueError(f"segments: feature {column} has infinite values")
     if not k_range or any(isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2 for k in k_range):
         raise ValueError(f"segments: k_range must be integers of at least 2; got {list(k_range)}")
 
@@ -433,3 +438,36 @@ def segment_customers(
 
 
 __all__ = ["Segmentation", "no_segments", "segment_customers"]
+
+
+def run_segments(behaviour: pl.DataFrame, *, feature_label: Callable[[str], str] = str) -> ModelOutput:
+    """The behavioural segmentation run (``ml.behaviour_segments``, ``ml.behaviour_segment_profiles``).
+
+    Clusters on the columns of ``behaviour`` among ``SEGMENT_FEATURES`` and the category and channel shares, a
+    missing value read as 0 (no such activity), with :func:`segment_customers`' defaults; ``feature_label`` gives a
+    feature's words. Fewer customers than can be segmented publish no rows, and the verdict says why.
+    """
+    features = [column for column in behaviour.columns if column in SEGMENT_FEATURES or
+                column.startswith(SHARE_PREFIXES)]  # fmt: skip
+    customers = behaviour.select(KEY, *features).fill_null(0).fill_nan(0)
+    empty_assignments, empty_profiles = no_segments(customers)
+
+    def attempt() -> ModelOutput:
+        segmentation = segment_customers(
+            customers,
+            features,
+            labels={feature: feature_label(feature) for feature in features},
+            log_features=[feature for feature in features if feature in HEAVY_TAILED],
+        )
+        return ModelOutput(
+            {
+                "behaviour_segments": segmentation.assignments,
+                "behaviour_segment_profiles": segmentation.profiles.select(PROFILE_COLUMNS),
+            },
+            Verdict("model", None, {"k": segmentation.k, "criterion": segmentation.criterion}),
+            parameters=segmentation.as_dict(),
+            rows_used=customers.height,
+        )
+
+    nothing = {"behaviour_segments": empty_assignments, "behaviour_segment_profiles": empty_profiles}
+    return refusing(attempt, ModelOutput(nothing, rows_used=customers.height))

@@ -10,9 +10,11 @@ tier's threshold over the next 12 months, so would fall below it if the predicti
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, timedelta
 
 import polars as pl
 
+from models_ml.protocol import ModelOutput, Verdict, refusing
 from models_ml.validation import InsufficientDataError, validate_columns
 
 TIERS = ("bronze", "silver", "gold", "platinum")
@@ -116,3 +118,24 @@ def tier_movement(customers: pl.DataFrame, thresholds: Mapping[str, float], *, c
         )
         .drop("tier_floor", "next_floor")
     )
+
+
+def run_tier_movement(
+    customers: pl.DataFrame, thresholds: Mapping[str, float], *, closeness: float, as_of: date
+) -> ModelOutput:
+    """The tier movement run (``ml.tier_movement``): :func:`tier_movement` with the count of each movement as its
+    figures, or no rows and the reason when nobody's spend is predicted. Tiers are earned on the 365 days before
+    ``as_of``."""
+    facts = {
+        "parameters": {**thresholds, "closeness": closeness},
+        "rows_used": customers.height,
+        "training_from": as_of - timedelta(days=365),
+        "training_to": as_of,
+    }
+
+    def attempt() -> ModelOutput:
+        moved = tier_movement(customers, thresholds, closeness=closeness)
+        counts = dict(moved.group_by("movement").len().iter_rows())
+        return ModelOutput({"tier_movement": moved}, Verdict("model", None, counts), **facts)
+
+    return refusing(attempt, ModelOutput({"tier_movement": tier_movement(customers.head(0), thresholds)}, **facts))

@@ -41,11 +41,16 @@ def validate_columns(
     *,
     key: str | None = KEY,
     numeric: Sequence[str] = (),
+    not_null: Sequence[str] = (),
+    finite: Sequence[str] = (),
+    non_negative: Sequence[str] = (),
+    name: str = "input",
+    advice: str = "",
 ) -> None:
-    """Check that ``frame`` has ``columns``, a unique non-null ``key`` and numeric ``numeric`` columns.
+    """Check that ``frame`` has ``columns``, a unique non-null ``key``, and the values each rule asks for.
 
-    The shared entry check of every model (as pymc-marketing's ``_validate_cols``); models add their own rules
-    (value ranges, nulls) after it.
+    The one entry check of every model (as pymc-marketing's ``_validate_cols``); models add the rules of their own
+    method (recency within T, a known tier) after it.
 
     Parameters
     ----------
@@ -59,23 +64,44 @@ def validate_columns(
         The column that must be unique and non-null, or None for a frame without one.
     numeric
         Columns that must hold numbers (booleans are accepted).
+    not_null
+        Numeric columns that must have a value for every row: null and NaN are refused.
+    finite
+        Numeric columns without infinite values.
+    non_negative
+        Numeric columns without negative values.
+    name
+        What the frame is, for the message (``"actual"``, ``"training data"``).
+    advice
+        What to do about a null, appended to its message (e.g. ``"fill them before segmenting"``).
 
     Raises
     ------
     ValueError
-        Naming the missing column(s), the duplicated keys or the non-numeric column.
+        Naming the missing column(s), the duplicated keys, or the column that breaks a rule.
     """
-    required = list(dict.fromkeys([*([key] if key else []), *columns]))
+    required = list(dict.fromkeys([*([key] if key else []), *columns, *numeric, *not_null, *finite, *non_negative]))
     missing = [column for column in required if column not in frame.columns]
     if missing:
-        raise ValueError(f"{caller}: input lacks column(s) {', '.join(missing)}; needs {', '.join(required)}")
+        raise ValueError(f"{caller}: {name} lacks column(s) {', '.join(missing)}; needs {', '.join(required)}")
     if key is not None:
         if frame[key].null_count():
             raise ValueError(f"{caller}: {key} has {frame[key].null_count()} null(s)")
         if frame[key].is_duplicated().any():
             duplicated = frame.filter(pl.col(key).is_duplicated())[key].unique(maintain_order=True).head(3)
             raise ValueError(f"{caller}: {key} must be unique; duplicated: {duplicated.to_list()}")
-    for column in numeric:
+    for column in dict.fromkeys([*numeric, *not_null, *finite, *non_negative]):
         dtype = frame.schema[column]
         if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
             raise ValueError(f"{caller}: {column} is {dtype}, not numeric")
+    for column in not_null:
+        values = frame[column].cast(pl.Float64)
+        nulls = values.fill_nan(None).null_count()
+        if nulls:
+            raise ValueError(f"{caller}: {column} has {nulls} null or NaN value(s)" + (f"; {advice}" if advice else ""))
+    for column in finite:
+        if frame[column].cast(pl.Float64).is_infinite().any():
+            raise ValueError(f"{caller}: {column} has infinite values")
+    for column in non_negative:
+        if (frame[column].cast(pl.Float64) < 0).any():
+            raise ValueError(f"{caller}: {column} has negative values")

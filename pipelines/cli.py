@@ -401,7 +401,8 @@ def publish(accept_run: str | None, roll_back: bool) -> None:
 @click.option("--truth", "truth_dir", type=click.Path(path_type=Path), help="Truth folder of `crm demo-data`.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def evaluate(truth_dir: Path | None, as_json: bool) -> None:
-    """Demo data only: judge the published scores against the generator's truth, beside baseline and oracle."""
+    """Demo data only: judge the published scores against the generator's truth, beside baseline and oracle, and
+    churn re-run without the engagement features (web sessions, email and campaign touches)."""
     from pipelines.ml.evaluation import evaluate as evaluate_models
     from pipelines.publish.snapshot import current_snapshot
 
@@ -428,11 +429,27 @@ def evaluate(truth_dir: Path | None, as_json: bool) -> None:
         (f"Churn: AUC of no purchase in {settings.churn_window_days} days", churn, "auc", "{:10.3f}"),
     )
     for label, model, figure, style in rows:
-        values = "".join(style.format(model[name][figure]) for name in columns)
+        values = "".join(style.format(model[name][figure]) if model[name][figure] is not None else f"{'-':>10}"
+                         for name in columns)  # fmt: skip
         click.echo(f"{label:44}{values}")
+    without = churn["without_engagement"]
+    if without["auc"] is not None:
+        click.echo(f"{'Churn without engagement features: AUC':44}{without['auc']:10.3f}")
     click.echo(
         "best from history: BG/NBD and Gamma-Gamma with the generator's true parameters, given each customer's "
         "purchases;\noracle: each customer's true rate and whether they were still active (no model can know)."
+    )
+
+    def auc(figure: float | None) -> str:
+        return f"{figure:.3f}" if figure is not None else "-"
+
+    published = churn["model"]
+    click.echo(
+        "\nChurn out of time on the run's own test cutoff (AUC; whose scores the run publishes):\n"
+        f"  with engagement    {auc(published['out_of_time_auc'])} ({published['score_source']})\n"
+        f"  without engagement {auc(without['out_of_time_auc'])} ({without['score_source']})\n"
+        f"  recency baseline   {auc(published['baseline_out_of_time_auc'])}\n"
+        f"engagement features: {', '.join(without['features_left_out']) or 'none'}"
     )
 
 
@@ -544,6 +561,127 @@ def users_remove(name: str) -> None:
     except UsersError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"User {name.lower()} removed.")
+
+
+@main.group()
+def campaign() -> None:
+    """Plan a targeted campaign with a random control group, export its consented targets, read its results."""
+
+
+@campaign.command("create")
+@click.option("--name", required=True, help="The campaign's name.")
+@click.option("--channel", required=True, type=click.Choice(["email", "sms", "phone"]))
+@click.option("--id", "campaign_id", default=None, help="Campaign id [PLN-<start>-<name>].")
+@click.option("--objective", default=None, help="e.g. winback, cross_sell, loyalty, seasonal.")
+@click.option("--offer", default=None, help="What the campaign offers (a product category).")
+@click.option("--start", "start_date", callback=_date, default=None, help="First day [the snapshot's as-of date].")
+@click.option("--end", "end_date", callback=_date, default=None, help="Last day [four weeks from the start].")
+@click.option("--segment", "segments", multiple=True, help="RFM segment (repeat for several).")
+@click.option("--behaviour-segment", "behaviour_segments", multiple=True, help="Behaviour cluster name.")
+@click.option("--risk-band", "churn_risk_bands", multiple=True, help="Churn risk band: low, medium, high.")
+@click.option("--churn-min", type=float, default=None, help="Churn probability at least.")
+@click.option("--churn-max", type=float, default=None, help="Churn probability at most.")
+@click.option("--clv-min", type=float, default=None, help="CLV at least (reporting currency).")
+@click.option("--clv-max", type=float, default=None, help="CLV at most.")
+@click.option("--p-alive-min", type=float, default=None, help="P(alive) at least.")
+@click.option("--p-alive-max", type=float, default=None, help="P(alive) at most.")
+@click.option("--tier", "tiers", multiple=True, help="Loyalty tier: bronze, silver, gold, platinum.")
+@click.option("--tier-movement", "tier_movements", multiple=True, help="e.g. 'downgrade risk', 'upgrade candidate'.")
+@click.option(
+    "--offer-item", default=None, help="Only customers whose next best offers include this item (id or name)."
+)
+@click.option("--offer-rank", "offer_max_rank", type=click.IntRange(min=1), default=None, help="... ranked this high.")
+@click.option("--country", "countries", multiple=True, help="Country code, e.g. ES.")
+@click.option("--customer-type", "customer_types", multiple=True, help="customer or prospect.")
+@click.option("--purchased/--never-purchased", "has_purchased", default=None, help="Has bought before, or never.")
+@click.option("--preferred-channel", "preferred_channels", multiple=True, help="The channel the customer uses most.")
+@click.option(
+    "--rank-by",
+    type=click.Choice(["churn_probability", "clv", "p_alive", "offer_score"]),
+    default=None,
+    help="Rank the audience by this score (kept as the members' targeting_score).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Keep the top N by --rank-by.")
+@click.option("--control-share", type=float, default=None, help="Share held out as control [campaign_control_share].")
+@click.option("--seed", type=int, default=None, help="Seed of the control draw [a random one, printed].")
+@click.option("--dry-run", is_flag=True, help="Show the plan (size, exclusions, expected value); save nothing.")
+def campaign_create(
+    churn_min, churn_max, clv_min, clv_max, p_alive_min, p_alive_max, seed: int | None, dry_run: bool, **filters
+) -> None:
+    """Plan a campaign on the published snapshot and save it into the landing zone: the next run ingests it."""
+    from pipelines.campaigns import Audience, CampaignError, is_saved, open_published, plan_campaign, save_campaign
+
+    settings = load_settings()
+    try:
+        audience = Audience(
+            churn_probability=(churn_min, churn_max),
+            clv=(clv_min, clv_max),
+            p_alive=(p_alive_min, p_alive_max),
+            **filters,
+        )
+        connection, _pointer = open_published(settings.published_dir)
+        with connection:
+            plan = plan_campaign(connection, audience, settings, seed)
+        for line in plan.summary():
+            click.echo(line)
+        if is_saved(settings.landing_dir, plan.campaign_id):
+            click.echo(f"Note: {plan.campaign_id} is saved in the landing zone already: give another --id or --name")
+        if dry_run:
+            click.echo("Dry run: nothing saved.")
+            return
+        paths = save_campaign(plan, settings.landing_dir)
+    except CampaignError as error:
+        raise click.ClickException(str(error)) from error
+    for path in paths:
+        click.echo(f"Saved {path}")
+    click.echo("The next run ingests the campaign and its members; export the targets with `crm campaign export`.")
+
+
+@campaign.command("export")
+@click.argument("campaign_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write.")
+def campaign_export(campaign_id: str, out: Path) -> None:
+    """Write CAMPAIGN_ID's targets who may be contacted over its channel, with their contact details (CSV)."""
+    from pipelines.campaigns import LEFT_OUT, CampaignError, export_targets, open_published
+    from pipelines.publish.contacts import current_contacts
+
+    settings = load_settings()
+    try:
+        connection, _pointer = open_published(settings.published_dir)
+        with connection:
+            result = export_targets(
+                connection, campaign_id, current_contacts(settings.published_dir), out, settings.landing_dir
+            )
+    except CampaignError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{result.rows:,} targets of {result.campaign_id} written to {result.path}")
+    for code, count in result.left_out.items():
+        click.echo(f"  left out {count:>9,}  {LEFT_OUT[code]}")
+
+
+@campaign.command("report")
+@click.argument("campaign_id", required=False)
+def campaign_report(campaign_id: str | None) -> None:
+    """Each campaign's conversion lift against its control group, with the 95% interval."""
+    from pipelines.campaigns import CampaignError, campaign_results, open_published, result_lines
+
+    settings = load_settings()
+    try:
+        connection, pointer = open_published(settings.published_dir)
+        with connection:
+            results = campaign_results(connection, campaign_id)
+    except CampaignError as error:
+        raise click.ClickException(str(error)) from error
+    if results is None:
+        raise click.ClickException(
+            f"the snapshot as of {pointer['as_of']} holds no campaign results (marts.rpt_campaign_results)"
+        )
+    if results.is_empty():
+        click.echo(f"No results for {campaign_id}." if campaign_id else "No campaign results yet.")
+        return
+    click.echo(f"Campaign results, snapshot as of {pointer['as_of']} (conversion: bought in the attribution window)")
+    for line in result_lines(results):
+        click.echo(line)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pipelines.ingest.assets import build_ingest_asset, feeding_contracts
 from pipelines.ingest.contracts import BUILT_IN_DIR, load_contracts
 from pipelines.ingest.sensors import build_landing_sensor
 from pipelines.ml.assets import build_ml_assets
+from pipelines.ml.marketing_assets import build_marketing_assets
 from pipelines.privacy import apply_umask
 from pipelines.publish.assets import build_publish_asset
 from pipelines.publish.schedules import build_nightly_schedule
@@ -24,7 +25,7 @@ def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition
     fed_by = feeding_contracts(contracts)
     ingest = [build_ingest_asset(contract, fed_by[contract.name], settings) for contract in contracts]
     dbt_models = build_dbt_assets(settings)
-    ml = build_ml_assets(settings)
+    ml = [*build_ml_assets(settings), *build_marketing_assets(settings)]
     publish = build_publish_asset([*ingest, *dbt_models, *ml], settings)
     nightly = dg.define_asset_job(NIGHTLY_JOB, selection=dg.AssetSelection.all(), description="The whole graph.")
     return dg.Definitions(

@@ -54,6 +54,14 @@ class Settings:
     tier_upgrade_closeness: float
     campaign_control_share: float
     campaign_attribution_days: int
+    campaign_cooldown_days: int
+    channel_min_contacts: int
+    basket_min_support: float
+    basket_min_confidence: float
+    basket_min_lift: float
+    basket_min_baskets: int
+    offer_count: int
+    offer_holdout_days: int
     warehouse_lock_wait_seconds: int
     publish_guard_factor: float
     outlier_factor: float
@@ -194,6 +202,12 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "nightly_cron": lambda value: _cron_problem(str(value)),
     "outlier_severity": lambda value: None if value in ("error", "warn") else "must be error or warn",
     "campaign_control_share": _between(0, 1),
+    "basket_min_support": _between(0, 1),
+    "basket_min_confidence": _between(0, 1),
+    "offer_count": _between(1),
+    "basket_min_baskets": _between(1),
+    "offer_holdout_days": _between(1),
+    "channel_min_contacts": _between(1),
     "tier_upgrade_closeness": _between(0, 1),
     "clv_discount_rate": _between(0, 1),
     "publish_guard_factor": _between(1),

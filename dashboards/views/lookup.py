@@ -59,6 +59,14 @@ from marts.fct_support_cases as cases
 left join marts.dim_products as products on cases.product_id = products.product_id
 where cases.customer_id = ? and cases.is_open
 order by cases.opened_at"""
+OFFERS_SQL = """select offer_rank, item_name, score, source, reason, score_source
+from ml.next_best_offers
+where customer_id = ? and as_of = ?
+order by offer_rank"""
+CHANNEL_SQL = """select preferred_channel, evidence_note
+from marts.customer_channel_preference
+where customer_id = ?"""
+CHANNEL_LABELS = {"email": "Email", "sms": "SMS", "phone": "Phone"}
 LATEST_TOUCHPOINTS = 50
 # Streamlit's badge colours nearest to the theme's TIER_COLOURS, RISK_COLOURS and MOVEMENT_COLOURS (badges take
 # colour names only).
@@ -71,6 +79,12 @@ _BADGE = {
     "downgrade risk": "red",
     "stable": "gray",
 }
+
+
+def _plain(text: str) -> str:
+    """Text from outside (what was typed, a product's name) shown as text, never read as Markdown (a link, an image)."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", text)
+
 
 page = start(PAGE)
 formats = page.formats
@@ -90,8 +104,7 @@ else:
     typed = st.text_input("Customer id", value=st.query_params.get("customer", ""))
     st.caption("Search by customer id (your role does not see contact details).")
 typed = typed.strip()
-# what was typed (or came in the address) is shown as text, never read as Markdown (a link, an image)
-shown = re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$:])", r"\\\1", typed)
+shown = _plain(typed)
 if not typed:
     empty("Type a customer id to see their profile, scores, consent, touchpoints and open cases.")
     st.stop()
@@ -239,6 +252,36 @@ with consent:
         st.write(f"{customer['last_contact_at']:%Y-%m-%d %H:%M} · {channel} · {kind}")
     else:
         st.write("No contact recorded.")
+
+
+# --- what to offer, and over which channel ----------------------------------------------------------------------
+offer_column, channel_column = st.columns([3, 2])
+with offer_column:
+    st.markdown("**Next best offers**")
+    offers = page.query(OFFERS_SQL, (customer_id, page.as_of)) if page.has("ml.next_best_offers") else None
+    if offers is None:
+        st.write("No next best offers in this snapshot: the offers model did not run.")
+    elif offers.empty:
+        st.write("No offer for this customer this run (no purchase history to start from, or nothing left to offer).")
+    else:
+        source = "the popularity baseline" if offers["score_source"].iloc[0] == "baseline" else "the offers model"
+        st.markdown(
+            "\n".join(
+                f"{row.offer_rank}. **{_plain(row.item_name)}**: {_plain(row.reason)}" for row in offers.itertuples()
+            )
+        )
+        st.caption(f"Ranked by {source} (Model quality shows its hit rate beside popularity's).")
+with channel_column:
+    st.markdown("**Channel preference**")
+    found_channel = page.query(CHANNEL_SQL, (customer_id,)) if page.has("marts.customer_channel_preference") else None
+    if found_channel is None or found_channel.empty:
+        st.write("No channel preference in this snapshot.")
+    else:
+        preference = found_channel.iloc[0]
+        if pd.notna(preference["preferred_channel"]):
+            label = CHANNEL_LABELS.get(preference["preferred_channel"], preference["preferred_channel"])
+            st.badge(f"Prefers {label}", icon=":material/campaign:", color="blue")
+        st.write(preference["evidence_note"])
 
 
 def _detail(touchpoint) -> str:

@@ -53,6 +53,8 @@ CAPABILITY_OF_MODEL = {
     "rfm": "rfm",
     "behaviour_segments": "segments",
     "tier_movement": "tiers",
+    "basket_rules": "market_basket",
+    "next_best_offer": "market_basket",
 }
 CAPABILITY_NAMES = {capability.key: capability.name for capability in CAPABILITIES}
 # Symbols every system font has (emoji are not drawn everywhere).

@@ -48,18 +48,46 @@ def write_asterisk_csv(frame: pl.DataFrame, path: Path) -> int:
     return frame.height
 
 
-def write_tool_csv(frame: pl.DataFrame, path: Path) -> int:
-    """Marketing tool and web analytics: ``,``, quoted when needed, UTF-8, ISO 8601 UTC ``...Z`` timestamps."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_csv(
-        path,
-        separator=",",
-        quote_style="necessary",
-        date_format="%Y-%m-%d",
-        datetime_format="%Y-%m-%dT%H:%M:%SZ",
-        line_terminator="\n",
-    )
-    return frame.height
+def write_tool_csv(frames: pl.DataFrame | Iterable[pl.DataFrame], path: Path) -> int:
+    """Marketing tool and web analytics: ``,``, quoted when needed, UTF-8, ISO 8601 UTC ``...Z`` timestamps.
+
+    ``frames`` is one frame or the chunks of one file in order (the header is written once).
+    """
+    with ToolCsv(path) as writer:
+        for chunk in [frames] if isinstance(frames, pl.DataFrame) else frames:
+            writer.write(chunk)
+    return writer.rows
+
+
+class ToolCsv:
+    """One marketing-tool or web-analytics CSV written chunk by chunk (``with ToolCsv(path) as w: w.write(f)``),
+    for files too large to hold whole; the header comes with the first chunk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows = 0
+        self._first = True
+
+    def __enter__(self) -> ToolCsv:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("wb")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.close()
+
+    def write(self, frame: pl.DataFrame) -> None:
+        frame.write_csv(
+            self._handle,
+            include_header=self._first,
+            separator=",",
+            quote_style="necessary",
+            date_format="%Y-%m-%d",
+            datetime_format="%Y-%m-%dT%H:%M:%SZ",
+            line_terminator="\n",
+        )
+        self.rows += frame.height
+        self._first = False
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> int:

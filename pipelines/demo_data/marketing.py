@@ -1,14 +1,20 @@
-"""The email/SMS tool's exports: campaigns, members (targets and controls), sends, responses, consents."""
+"""The email/SMS tool's exports: campaigns, members (targets and controls), sends, responses, consents.
+
+The monthly newsletters are campaigns of the same tool (objective ``newsletter``, no members, no control group):
+their sends and responses follow the campaigns' in the same files, written newsletter by newsletter.
+"""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from . import vocab
-from .formats import write_tool_csv
+from .campaigns import member_windows
+from .formats import ToolCsv, write_tool_csv
 from .identities import CHANNELS
 from .simulate import NEVER, person_keys
 from .world import World, utc_datetimes
@@ -32,11 +38,10 @@ def write_marketing(world: World, out: Path) -> dict[str, int]:
     run = world.campaigns
     table = run.table
     cutoff = world.clock.cutoff
+    newsletters = world.newsletters
+    columns = ("campaign_id", "name", "channel", "objective", "offer_category", "starts_on", "ends_on", "control_share")
     rows["marketing/campaigns.csv"] = write_tool_csv(
-        table.select(
-            "campaign_id", "name", "channel", "objective", "offer_category", "starts_on", "ends_on", "control_share"
-        ),
-        folder / "campaigns.csv",
+        pl.concat([table.select(columns), newsletters.table.select(columns)]), folder / "campaigns.csv"
     )
     contacts = world.contacts.frame
     contact_id = contacts["contact_id"]
@@ -75,7 +80,24 @@ def write_marketing(world: World, out: Path) -> dict[str, int]:
             "sent_at": utc_datetimes(run.send_at),
         }
     )
-    rows["marketing/sends.csv"] = write_tool_csv(sends, folder / "sends.csv")
+    with ToolCsv(folder / "sends.csv") as writer:
+        writer.write(sends)
+        bounds = np.searchsorted(newsletters.send_newsletter, np.arange(newsletters.table.height + 1))
+        for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            contact = newsletters.send_contact[lo:hi]
+            writer.write(
+                pl.DataFrame(
+                    {
+                        "send_id": n_sends + np.arange(lo + 1, hi + 1),
+                        "campaign_id": pl.repeat(newsletters.table["campaign_id"][k], int(hi - lo), eager=True),
+                        "contact_id": contact_id.gather(contact),
+                        "channel": pl.repeat("email", int(hi - lo), eager=True),
+                        "address": email_clean.gather(contact).str.to_lowercase(),
+                        "sent_at": utc_datetimes(newsletters.send_at[lo:hi]),
+                    }
+                )
+            )
+    rows["marketing/sends.csv"] = writer.rows
 
     # Conversions: every realised order a send induced, and the first order within the campaign after a click.
     orders = world.orders
@@ -117,6 +139,17 @@ def write_marketing(world: World, out: Path) -> dict[str, int]:
     response_type = np.repeat(np.asarray(kinds), sizes)
     # one conversion per order: an induced order that also follows a click is counted once
     frame = pl.DataFrame({"send": response_send, "t": response_t, "type": response_type}).unique(maintain_order=True)
+    newsletter_frame = pl.DataFrame(
+        {
+            "send": n_sends + np.concatenate([newsletters.opened, newsletters.clicked, newsletters.unsubscribed]),
+            "t": np.concatenate([newsletters.open_at, newsletters.click_at, newsletters.unsubscribe_at]),
+            "type": np.repeat(
+                np.asarray(["open", "click", "unsubscribe"]),
+                [len(newsletters.opened), len(newsletters.clicked), len(newsletters.unsubscribed)],
+            ),
+        }
+    )
+    frame = pl.concat([frame.cast(newsletter_frame.schema), newsletter_frame])
     frame = frame.filter(pl.col("t") < cutoff).sort("t", "send", "type")
     responses = pl.DataFrame(
         {
@@ -148,19 +181,28 @@ def write_marketing(world: World, out: Path) -> dict[str, int]:
 
 
 def campaign_uplift(world: World) -> pl.DataFrame:
-    """Per campaign: the simulated uplift and what it did (orders per member in the window, target vs control)."""
+    """Per campaign: the simulated uplift and what it did.
+
+    Orders per member within the campaign's dates, target vs control; the share of targets who bought in the
+    warehouse's measurement window; and the campaign's true effect on its targets in that window
+    (:func:`campaigns.sample_effects`). Newsletters have no uplift and no members: they are not here.
+    """
     run = world.campaigns
     table = run.table
     start = table["start"].to_numpy()[run.member_campaign]
     end = table["end"].to_numpy()[run.member_campaign]
     bought = orders_in_windows(world, run.member_person, start, end)
-    frame = pl.DataFrame({"campaign": run.member_campaign, "control": run.member_control, "orders": bought})
+    window_orders = orders_in_windows(world, run.member_person, *member_windows(run, world.params, world.clock))
+    frame = pl.DataFrame(
+        {"campaign": run.member_campaign, "control": run.member_control, "orders": bought, "window": window_orders}
+    )
     sends = np.bincount(run.send_campaign, minlength=table.height)
     summary = frame.group_by("campaign").agg(
         (~pl.col("control")).sum().alias("targets"),
         pl.col("control").sum().alias("controls"),
         pl.col("orders").filter(~pl.col("control")).mean().alias("orders_per_target"),
         pl.col("orders").filter(pl.col("control")).mean().alias("orders_per_control"),
+        (pl.col("window") > 0).filter(~pl.col("control")).mean().alias("target_conversion_rate"),
     )
     base = table.select(
         pl.int_range(pl.len()).alias("campaign"),
@@ -174,4 +216,5 @@ def campaign_uplift(world: World) -> pl.DataFrame:
         .sort("campaign")
         .drop("campaign")
         .with_columns(pl.col("targets").fill_null(0), pl.col("controls").fill_null(0))
+        .hstack(world.campaign_effects)
     )

@@ -31,6 +31,16 @@ class Params:
     p_spend, q, gamma : float
         Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV"; Colombo & Jiang 1999):
         ``nu ~ Gamma(shape=q, rate=gamma)``, order value in EUR ``z ~ Gamma(shape=p_spend, rate=nu)``.
+    engagement_shape : float
+        Engagement ``e ~ Gamma(shape, rate=shape)`` (mean 1) of every person, independent of the purchase
+        process; a buyer's activity is ``e`` times ``sqrt(lambda)`` scaled to mean 1 (see :mod:`engagement`).
+    browse_sessions_per_purchase : float
+        Web sessions a buyer of activity 1 opens, while alive, per purchase made at the mean rate ``r / alpha``.
+    engagement_fade_days : float
+        After dropout, browsing and newsletter opens decay as ``exp(-days since dropout / fade days)``.
+    channel_responsiveness_sigma, channel_responsiveness_correlation : float
+        Per person and channel (email, sms, phone), a responsiveness multiplier ``exp(sigma z - sigma^2 / 2)``
+        (mean 1) with standard normal ``z`` correlated across the three channels.
     """
 
     r: float = 0.9
@@ -71,6 +81,20 @@ class Params:
     anonymous_session_share: float = 0.3
     browse_sessions_per_web_order: float = 0.8
     unknown_caller_share: float = 0.1
+    campaign_attribution_days: int = 14
+    engagement_shape: float = 2.0
+    browse_sessions_per_purchase: float = 1.5
+    engagement_fade_days: float = 30.0
+    window_shopper_share: float = 0.3
+    window_shopper_sessions_per_month: float = 2.0
+    lead_sessions: float = 1.5
+    newsletter_months: int = 24
+    newsletter_day: int = 5
+    newsletter_open_rate: float = 0.3
+    newsletter_click_rate: float = 0.12
+    newsletter_unsubscribe_rate: float = 0.003
+    channel_responsiveness_sigma: float = 0.6
+    channel_responsiveness_correlation: float = 0.3
 
 
 @dataclass(frozen=True)

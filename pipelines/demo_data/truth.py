@@ -1,4 +1,5 @@
-"""What really happened: latent parameters, identities, the future window, affinities and uplift."""
+"""What really happened: latent parameters, engagement, identities, the future window, affinities, channel
+responsiveness and uplift."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .campaigns import CAMPAIGN_CHANNELS
+from .engagement import EMAIL
 from .erp import customer_numbers, order_numbers
 from .formats import write_parquet
 from .marketing import campaign_uplift
@@ -27,7 +30,8 @@ def oracle_purchases(lam: np.ndarray, p: np.ndarray, days: float) -> np.ndarray:
 
 
 def write_truth(world: World, truth: Path, identity: list[pl.DataFrame]) -> dict[str, int]:
-    """Write ``truth/``: params.json, people, identity, future orders, category affinity, campaign uplift.
+    """Write ``truth/``: params.json, people, identity, future orders, category affinity, channel responsiveness
+    and campaign uplift.
 
     The oracle uses the true ``lambda``, ``p`` and alive state at the cutoff; with the tiers effect on, ``p``
     is scaled by the dropout multiplier of the tier held at the cutoff. It ignores tier changes inside the
@@ -52,6 +56,7 @@ def write_truth(world: World, truth: Path, identity: list[pl.DataFrame]) -> dict
     died = world.death < NEVER
     leads = len(world.people) - n
     person_id = world.people.frame["person_id"]
+    engagement = world.engagement
 
     def pad(values, fill=None):
         return pl.concat([pl.Series(values), pl.Series([fill] * leads, dtype=pl.Series(values).dtype)])
@@ -77,6 +82,13 @@ def write_truth(world: World, truth: Path, identity: list[pl.DataFrame]) -> dict
             "expected_spend_6m": pad(expected * mean_value, 0.0),
             "actual_purchases_6m": pad(actual.astype(np.int64), 0),
             "actual_spend_6m": pad(np.round(actual_spend, 2), 0.0),
+            "engagement": engagement.level,
+            "activity": engagement.activity,
+            "browse_sessions_per_day": engagement.browse_rate,
+            "newsletter_open_probability": -np.expm1(
+                np.log1p(-params.newsletter_open_rate) * engagement.activity * engagement.responsiveness[:, EMAIL]
+            ),
+            "is_window_shopper": engagement.window_shopper,
         }
     ).sort("person_id")
     rows["truth/people.parquet"] = write_parquet(people, truth / "people.parquet")
@@ -96,6 +108,17 @@ def write_truth(world: World, truth: Path, identity: list[pl.DataFrame]) -> dict
     rows["truth/category_affinity.parquet"] = write_parquet(
         category_affinity(world), truth / "category_affinity.parquet"
     )
+    responsiveness = pl.DataFrame(
+        {
+            "person_id": person_id,
+            "erp_customer_no": pad(customer_numbers(n)),
+            **{f"{c}_propensity": engagement.responsiveness[:, i] for i, c in enumerate(CAMPAIGN_CHANNELS)},
+            "best_channel": np.asarray(CAMPAIGN_CHANNELS)[engagement.best_channel()],
+        }
+    ).sort("person_id")
+    rows["truth/channel_responsiveness.parquet"] = write_parquet(
+        responsiveness, truth / "channel_responsiveness.parquet"
+    )
     rows["truth/campaign_uplift.parquet"] = write_parquet(campaign_uplift(world), truth / "campaign_uplift.parquet")
 
     document = {
@@ -113,6 +136,11 @@ def write_truth(world: World, truth: Path, identity: list[pl.DataFrame]) -> dict
         "oracle": "expected_purchases_6m = (1 - exp(-lambda p' t)) / p' for customers alive at the cutoff, "
         "p' = p times the dropout multiplier of the tier at the cutoff when the tiers effect is on; "
         "expected_spend_6m = expected_purchases_6m * p_spend / nu (EUR)",
+        "campaign_attribution_days": params.campaign_attribution_days,
+        "campaign_uplift": "per campaign, over its target members: the campaign's effect on them in the "
+        "warehouse's window (local dates from the day a member was assigned to the campaign's last day plus "
+        "campaign_attribution_days, before the cutoff): as simulated minus the same world without the "
+        "campaign's extra purchases (dropout recomputed); revenue in EUR at order value, before returns",
     }
     (truth / "params.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     rows["truth/params.json"] = 1

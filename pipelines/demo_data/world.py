@@ -13,15 +13,25 @@ import numpy as np
 import polars as pl
 
 from . import vocab
-from .campaigns import CampaignRun, run_campaigns, schedule
+from .campaigns import CampaignRun, run_campaigns, sample_effects, schedule
 from .catalog import Catalogue, Lines, build_catalogue, split_orders
+from .engagement import (
+    Engagement,
+    Newsletters,
+    campaign_responses,
+    draw_engagement,
+    drop_withdrawn,
+    newsletter_responses,
+    schedule_newsletters,
+    send_newsletters,
+)
 from .identities import Contacts, People, draw_contacts, draw_people
 from .params import SECONDS_PER_DAY, Clock, Params
 from .simulate import Buyers, Events, base_events, death_times, draw_buyers, realised, tier_index, trailing_spend
 
 STREAMS = (
     "buyers", "people", "contacts", "catalogue", "purchases", "campaigns", "orders", "lines", "rates", "erp", "crm",
-    "callcenter", "marketing", "web",
+    "callcenter", "marketing", "web", "engagement", "newsletters", "responses",
 )  # fmt: skip
 SALES_CHANNELS = ("web", "store", "phone")
 CURRENCIES = ("EUR", "GBP", "USD")
@@ -80,6 +90,9 @@ class World:
     contacts: Contacts
     catalogue: Catalogue
     campaigns: CampaignRun
+    campaign_effects: pl.DataFrame  # per campaign, what it did to its target group (campaigns.sample_effects)
+    engagement: Engagement
+    newsletters: Newsletters
     death: np.ndarray
     orders: Orders
     total_cents: np.ndarray  # per history order, in its currency
@@ -118,15 +131,28 @@ def build_world(customers: int, seed: int, as_of: dt.date, effects: frozenset[st
     origin_day = dt.datetime.fromtimestamp(clock.origin, dt.UTC).date()
     catalogue = build_catalogue(rngs["catalogue"], origin_day)
 
+    engagement = draw_engagement(rngs["engagement"], buyers, len(people), params)
+
     base = base_events(rngs["purchases"], buyers, has_contact, params, clock, effects)
     base_alive = realised(base, death_times(base, buyers, params, clock, effects))
     table = schedule(rngs["campaigns"], params, clock, catalogue, "campaigns" in effects)
-    run = run_campaigns(rngs["campaigns"], table, buyers, contacts, base, base_alive, has_contact, params, clock)
+    # newsletters first: the campaigns then respect their unsubscribes, and newsletters sent after a campaign's
+    # unsubscribe are dropped afterwards, so no send ever follows a withdrawal
+    newsletters = send_newsletters(rngs["newsletters"], schedule_newsletters(params, clock, table), contacts, params)
+    run = run_campaigns(
+        rngs["campaigns"], table, buyers, contacts, base, base_alive, has_contact, engagement.responsiveness,
+        params, clock,
+    )  # fmt: skip
+    newsletters = drop_withdrawn(newsletters, contacts)
     events = Events.concat([base, run.extras]).sorted_by_person(clock.origin) if len(run.extras) else base
     del base, base_alive
     death = death_times(events, buyers, params, clock, effects)
+    campaign_effects = sample_effects(events, death, buyers, run, params, clock, effects)
     happened = events.take(np.flatnonzero(realised(events, death)))
     del events
+    contact_person = contacts.frame["person"].to_numpy()
+    campaign_responses(rngs["responses"], run, engagement, death, params)
+    newsletters = newsletter_responses(rngs["responses"], newsletters, engagement, contact_person, death, params)
     order = np.lexsort((happened.person, happened.t))
     happened = happened.take(order)
 
@@ -170,8 +196,8 @@ def build_world(customers: int, seed: int, as_of: dt.date, effects: frozenset[st
         favourite_group[orders.person[history]], forced, catalogue, params, "affinities" in effects,
     )  # fmt: skip
     return World(
-        seed, customers, effects, params, clock, buyers, people, contacts, catalogue, run, death, orders,
-        total_cents, lines, rates, favourite_group, rngs,
+        seed, customers, effects, params, clock, buyers, people, contacts, catalogue, run, campaign_effects,
+        engagement, newsletters, death, orders, total_cents, lines, rates, favourite_group, rngs,
     )  # fmt: skip
 
 

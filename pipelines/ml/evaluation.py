@@ -2,7 +2,8 @@
 oracle (predictions from each customer's true latent parameters and whether they were still active: no model
 can know those). Between the two sits the best any model can do from purchase history: BG/NBD and Gamma-Gamma
 with the generator's true population parameters, conditioned on each customer's observed history
-(``history_ceiling``). A model near that ceiling has learnt all that the purchase history says.
+(``history_ceiling``). A model near that ceiling has learnt all that the purchase history says. Churn is also
+re-run without the engagement features (web sessions, email and campaign touches), to say what engagement adds.
 
 Only demo data has a truth folder; on a company's own data the models are judged by their holdout and
 out-of-time figures in ml.model_runs instead.
@@ -18,8 +19,8 @@ import polars as pl
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from models_ml import ClvFit, predict_clv
-from pipelines.ml.features import clv_summary
+from models_ml import ClvFit, predict_clv, run_churn
+from pipelines.ml.features import ENGAGEMENT_FEATURES, churn_inputs, clv_summary, feature_label
 
 
 def _truth(truth_dir: Path) -> pl.DataFrame:
@@ -86,16 +87,34 @@ def clv_against_truth(
     return figures
 
 
+CHURN_RUN_SQL = """select score_source, metrics ->> 'auc', baseline_metrics ->> 'auc' from ml.model_runs
+where model_run_id = (select any_value(model_run_id) from ml.churn_scores where as_of = $as_of)"""
+
+
+def churn_without_engagement(connection: duckdb.DuckDBPyConnection, as_of: date, window_days: int):
+    """The churn run as the night makes it, from the same snapshot, without the engagement features: its
+    ``ModelOutput`` (scores, and the out-of-time figures of the model and the recency baseline)."""
+    inputs = churn_inputs(connection, as_of, window_days)
+    return run_churn(inputs, window_days=window_days, exclude=ENGAGEMENT_FEATURES, feature_label=feature_label)
+
+
 def churn_against_truth(
     connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date, window_days: int, ceiling: pl.DataFrame
 ) -> dict[str, dict]:
     """Out-of-time AUC of the churn scores at the cutoff, against whether each customer bought in the window
-    after it, for the model, the recency baseline and the oracle (1 for a customer already gone, else the chance
-    of no purchase in the window at their true rate)."""
+    after it, for the model, the model without engagement features, the recency baseline and the oracle (1 for a
+    customer already gone, else the chance of no purchase in the window at their true rate).
+
+    The two model runs also carry their ``out_of_time_auc``: the AUC on the run's own test cutoff (a window before
+    the last one), beside the recency baseline's there, and ``score_source``: whose scores each would publish.
+    """
     scores = connection.sql(
         "select customer_id, churn_probability, baseline_churn_probability from ml.churn_scores where as_of = $as_of",
         params={"as_of": as_of},
     ).pl()
+    published = next(iter(connection.sql(CHURN_RUN_SQL, params={"as_of": as_of}).fetchall()), (None, None, None))
+    without = churn_without_engagement(connection, as_of, window_days)
+    without_scores = without.tables["churn_scores"].select("customer_id", without_engagement="churn_probability")
     future = pl.read_parquet(truth_dir / "future_orders.parquet")
     end = as_of + timedelta(days=window_days)
     bought = future.filter(pl.col("ordered_at").dt.date() < end)["customer_no"].unique()
@@ -113,23 +132,46 @@ def churn_against_truth(
     joined = (
         scores.join(truth, on="customer_id", how="inner")
         .join(ceiling, on="customer_id", how="left")
+        .join(without_scores, on="customer_id", how="left")
         .with_columns(
             pl.col("ceiling_churn_probability").fill_null(1.0),
             churned=~pl.col("customer_id").is_in(bought.implode()),
         )
     )
     labels = joined["churned"].to_numpy()
+
+    def auc(column: str) -> float | None:
+        values = joined[column]
+        # a run that published no churn scores has nothing to rank
+        return float(roc_auc_score(labels, values.to_numpy())) if values.null_count() == 0 else None
+
     figures = {
-        name: {"auc": float(roc_auc_score(labels, joined[column].to_numpy()))}
+        name: {"auc": auc(column)}
         for name, column in (
             ("model", "churn_probability"),
+            ("without_engagement", "without_engagement"),
             ("baseline", "baseline_churn_probability"),
             ("history_ceiling", "ceiling_churn_probability"),
             ("oracle", "oracle_churn_probability"),
         )
     }
+    figures["model"] |= {
+        "score_source": published[0],
+        "out_of_time_auc": _number(published[1]),
+        "baseline_out_of_time_auc": _number(published[2]),
+    }
+    figures["without_engagement"] |= {
+        "score_source": without.verdict.score_source,
+        "out_of_time_auc": without.verdict.metrics.get("auc"),
+        "baseline_out_of_time_auc": (without.verdict.baseline_metrics or {}).get("auc"),
+        "features_left_out": [f for f in ENGAGEMENT_FEATURES if f in without.parameters.get("excluded_features", ())],
+    }
     figures["actual"] = {"customers": joined.height, "churn_rate": float(labels.mean())}
     return figures
+
+
+def _number(text: str | None) -> float | None:
+    return None if text is None else float(text)
 
 
 def evaluate(snapshot: Path, truth_dir: Path, as_of: date, window_days: int) -> dict[str, dict]:

@@ -1,15 +1,19 @@
 """SQL that reads the marts as of a cutoff: purchase summaries for the lifetime-value models, behaviour features
-for churn and segmentation, and what happened in a window after the cutoff (labels and holdout actuals).
+for churn and segmentation, and what happened in a window after the cutoff (labels and holdout actuals); and the
+loaders that gather what each model's run function (models_ml) reads, so that an asset loads, calls and writes.
 
 Every query takes the cutoff as a bound parameter and reads only what happened before it, so the same SQL
 builds training data at an earlier cutoff and scoring data at the run's own. Returns come from the facts as
 the run sees them (net of returns recorded before the run's as-of date), a small look-ahead on a past cutoff.
 """
 
+import json
 from datetime import date
 
 import duckdb
 import polars as pl
+
+from models_ml import ChurnInputs, ClvFit, ClvInputs, CutoffHistory, calibration_cutoff, churn_cutoffs
 
 # Purchase occasions: days with a positive net value. A day whose orders were all returned (or worth nothing)
 # is not a purchase for the lifetime-value models; Gamma-Gamma needs a positive spend.
@@ -83,10 +87,21 @@ touches as (
         count(*) filter (
             where interaction_type in ('open', 'click', 'conversion') and occurred_date >= $cutoff::date - 365
         ) as responses_365d,
+        count(*) filter (where interaction_type = 'web_session' and occurred_date >= $cutoff::date - 30)
+            as web_sessions_30d,
         count(*) filter (where interaction_type = 'web_session' and occurred_date >= $cutoff::date - 90)
             as web_sessions_90d,
         date_diff('day', max(occurred_date) filter (where interaction_type = 'web_session'), $cutoff::date)
-            as days_since_web_session
+            as days_since_web_session,
+        count(*) filter (
+            where interaction_type = 'open' and channel_id = 'email' and occurred_date >= $cutoff::date - 90
+        ) as email_opens_90d,
+        count(*) filter (
+            where interaction_type = 'click' and channel_id = 'email' and occurred_date >= $cutoff::date - 90
+        ) as email_clicks_90d,
+        date_diff(
+            'day', max(occurred_date) filter (where interaction_type = 'open' and channel_id = 'email'), $cutoff::date
+        ) as days_since_email_open
     from marts.fct_interactions
     where occurred_date < $cutoff and customer_id is not null
     group by customer_id
@@ -109,12 +124,51 @@ select
     coalesce(touches.sends_365d, 0) as sends_365d,
     coalesce(touches.responses_365d, 0) as responses_365d,
     coalesce(touches.responses_365d, 0)::double / nullif(touches.sends_365d, 0) as campaign_response_rate,
+    coalesce(touches.web_sessions_30d, 0) as web_sessions_30d,
     coalesce(touches.web_sessions_90d, 0) as web_sessions_90d,
-    touches.days_since_web_session
+    touches.days_since_web_session,
+    coalesce(touches.email_opens_90d, 0) as email_opens_90d,
+    coalesce(touches.email_clicks_90d, 0) as email_clicks_90d,
+    touches.days_since_email_open
 from buyers
 left join touches using (customer_id)
 left join cases using (customer_id)
 order by customer_id
+"""
+
+RFM_INPUTS_SQL = """
+select
+    customer_id,
+    days_since_last_order,
+    rfm_window_orders as frequency,
+    rfm_window_net_revenue as monetary
+from marts.dim_customers
+where has_purchased
+"""
+
+# A customer without a lifetime-value score has no purchase occasion: a predicted spend of 0. When the run has no
+# lifetime-value scores at all, nobody's spend is predicted (null), and tier movement says so instead of calling
+# every customer a downgrade risk.
+TIER_INPUTS_SQL = """
+with clv as (select * from ml.clv_scores where as_of = $as_of),
+scored as (select count(*) > 0 as has_scores from clv)
+select
+    customers.customer_id,
+    customers.loyalty_tier,
+    customers.trailing_12m_net_revenue::double as trailing_12m_net_revenue,
+    case when clv.customer_id is not null then clv.expected_spend_12m when scored.has_scores then 0 end
+        as expected_spend_12m,
+    coalesce(clv.score_source, 'none') as clv_score_source
+from marts.dim_customers as customers
+cross join scored
+left join clv on customers.customer_id = clv.customer_id
+where customers.customer_type = 'customer'
+"""
+
+# The fit the lifetime-value run made at an as-of date, from its model run's parameters.
+PUBLISHED_CLV_FIT_SQL = """
+select parameters from ml.model_runs
+where model_run_id = (select any_value(model_run_id) from ml.clv_scores where as_of = $as_of)
 """
 
 CATEGORY_SHARES_SQL = """
@@ -143,6 +197,8 @@ MODEL_INPUTS = {
     "churn": INPUT_GROUPS,
     "tier_movement": ("sales", "returns"),
     "behaviour_segments": INPUT_GROUPS,
+    "basket_rules": ("sales",),
+    "next_best_offer": ("sales", "returns"),
 }
 
 INPUTS_SQL = """
@@ -159,6 +215,14 @@ from marts.fct_interactions
 where occurred_date < $cutoff and customer_id is not null and interaction_type != 'order'
 group by all
 """
+
+# Engagement: what a customer does between purchases, on the web shop and with the company's messages (the
+# features of the web and marketing input groups). Churn can be run without them (``run_churn(exclude=...)``) to
+# measure what they add to the purchase history (`crm evaluate`).
+ENGAGEMENT_FEATURES = (
+    "web_sessions_30d", "web_sessions_90d", "days_since_web_session", "sends_365d", "responses_365d",
+    "campaign_response_rate", "email_opens_90d", "email_clicks_90d", "days_since_email_open",
+)  # fmt: skip
 
 FEATURE_LABELS = {
     "recency_days": "days since the last order",
@@ -179,8 +243,12 @@ FEATURE_LABELS = {
     "sends_365d": "campaign messages received in the last 12 months",
     "responses_365d": "responses to campaigns in the last 12 months",
     "campaign_response_rate": "responses per campaign message",
+    "web_sessions_30d": "web sessions in the last 30 days",
     "web_sessions_90d": "web sessions in the last 90 days",
     "days_since_web_session": "days since the last web session",
+    "email_opens_90d": "emails opened in the last 90 days",
+    "email_clicks_90d": "email links clicked in the last 90 days",
+    "days_since_email_open": "days since the last email opened",
     "p_alive": "probability of still being a customer (BG/NBD)",
     "expected_purchases_in_window": "purchases expected in the churn window (BG/NBD)",
 }
@@ -215,6 +283,68 @@ def behaviour(connection: duckdb.DuckDBPyConnection, cutoff: date) -> pl.DataFra
     categories = sorted(column for column in shares.columns if column != "customer_id")
     return frame.join(shares.select("customer_id", *categories), on="customer_id", how="left").with_columns(
         pl.col(categories).fill_null(0.0)
+    )
+
+
+def rfm_inputs(connection: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Every customer who has ordered: days since the last order, orders and net revenue in the RFM window (the
+    marts compute them as of the run's cutoff)."""
+    return connection.sql(RFM_INPUTS_SQL).pl()
+
+
+def tier_inputs(connection: duckdb.DuckDBPyConnection, as_of: date) -> pl.DataFrame:
+    """Every customer's tier, trailing 12-month spend and the spend the lifetime-value run predicts for the next 12
+    months (0 for a customer it did not score, null for everyone when it scored nobody)."""
+    return connection.sql(TIER_INPUTS_SQL, params={"as_of": as_of}).pl()
+
+
+def last_order_date(connection: duckdb.DuckDBPyConnection, before: date) -> date | None:
+    """The latest order date before ``before`` (None without orders)."""
+    return connection.sql(
+        "select max(order_date) from marts.fct_orders where order_date < $before", params={"before": before}
+    ).fetchall()[0][0]
+
+
+def clv_inputs(connection: duckdb.DuckDBPyConnection, as_of: date, holdout_months: int) -> ClvInputs:
+    """The lifetime-value run's inputs: the summaries at the calibration cutoff and at ``as_of``, and what each
+    customer did in the holdout between them."""
+    cutoff, holdout_days = calibration_cutoff(as_of, holdout_months)
+    first_order = connection.sql("select min(order_date) from marts.fct_orders").fetchall()[0][0]
+    return ClvInputs(
+        as_of=as_of,
+        calibration=clv_summary(connection, cutoff),
+        holdout=window_actuals(connection, cutoff, holdout_days),
+        current=clv_summary(connection, as_of),
+        first_order_date=first_order,
+    )
+
+
+def published_clv_fit(connection: duckdb.DuckDBPyConnection, as_of: date) -> ClvFit | None:
+    """The purchase and spend models the lifetime-value run published at ``as_of`` (read back from its model
+    run), or None when it published the baseline's scores or none."""
+    rows = connection.sql(PUBLISHED_CLV_FIT_SQL, params={"as_of": as_of}).fetchall()
+    parameters = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+    return ClvFit.from_dict(parameters) if "bgnbd" in parameters else None
+
+
+def churn_inputs(connection: duckdb.DuckDBPyConnection, as_of: date, window_days: int) -> ChurnInputs:
+    """The churn run's inputs: its cutoffs (``churn_cutoffs`` from the last order before ``as_of``), each cutoff's
+    behaviour and purchase summary, who bought in the window after the training and test cutoffs, and the
+    lifetime-value run's published fit."""
+    cutoffs = churn_cutoffs(as_of, last_order_date(connection, as_of), window_days)
+
+    def history(cutoff: date, *, labelled: bool) -> CutoffHistory:
+        bought = None
+        if labelled:
+            bought = window_actuals(connection, cutoff, window_days).filter(pl.col("purchases") > 0)["customer_id"]
+        return CutoffHistory(cutoff, behaviour(connection, cutoff), clv_summary(connection, cutoff), bought)
+
+    return ChurnInputs(
+        cutoffs=cutoffs,
+        train=history(cutoffs.train, labelled=True),
+        test=history(cutoffs.test, labelled=True),
+        current=history(as_of, labelled=False),
+        published_fit=published_clv_fit(connection, as_of),
     )
 
 

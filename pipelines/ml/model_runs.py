@@ -12,7 +12,7 @@ from datetime import date, datetime
 import duckdb
 import polars as pl
 
-from models_ml import Verdict
+from models_ml import ModelOutput, Verdict
 from pipelines import sql
 
 ML_SCHEMA = "ml"
@@ -63,6 +63,18 @@ class ModelRun:
         self.metrics = dict(verdict.metrics)
         self.baseline_metrics = None if verdict.baseline_metrics is None else dict(verdict.baseline_metrics)
         self.notes.extend(verdict.notes)
+
+    def took(self, output: ModelOutput) -> None:
+        """Take what the model's run function reports: its verdict and the facts of the fit."""
+        self.judged(output.verdict)
+        self.parameters = dict(output.parameters)
+        self.rows_used = output.rows_used
+        self.training_from, self.training_to = output.training_from, output.training_to
+
+    @property
+    def verdict(self) -> Verdict:
+        """The run as a verdict, with every note (the inputs' too), for the ``beats_baseline`` check."""
+        return Verdict(self.score_source, self.beats_baseline, self.metrics, self.baseline_metrics, tuple(self.notes))
 
     @property
     def model_run_id(self) -> str:

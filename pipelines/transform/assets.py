@@ -103,6 +103,9 @@ def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
         "outlier_date_span_years": _checked_number(
             "outlier_date_span_years", settings.outlier_date_span_years, whole=True, minimum=1
         ),
+        "channel_min_contacts": _checked_number(
+            "channel_min_contacts", settings.channel_min_contacts, whole=True, minimum=1
+        ),
     }
 
 

@@ -21,7 +21,6 @@ NEW_DAY = AS_OF - timedelta(days=1)
 # What moved since the night before, and the history of runs and files: a full rebuild has no night before (and
 # one run, one version of each file), so it cannot hold the same.
 BETWEEN_RUNS = {
-    ("ml", "rfm_migration"),
     ("marts", "rpt_segment_migration"),
     ("marts", "rpt_model_history"),
     ("marts", "rpt_file_health"),

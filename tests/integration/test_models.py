@@ -9,7 +9,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from models_ml import run_churn
 from pipelines.ml.assets import build_ml_assets
+from pipelines.ml.features import ENGAGEMENT_FEATURES, churn_inputs, feature_label
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.resources import AS_OF_TAG, Warehouse
 from pipelines.settings import load_settings
@@ -35,7 +37,7 @@ def test_every_model_records_its_run_beside_its_baseline(published):
             "from ml.model_runs"
         ).fetchall()
     }
-    assert set(runs) == {"rfm", "clv", "churn", "tier_movement", "behaviour_segments"}
+    assert {"rfm", "clv", "churn", "tier_movement", "behaviour_segments"} <= set(runs)
     for model in ("clv", "churn"):
         rows_used, metrics, baseline, beats, source, training_to = runs[model]
         assert rows_used > 0 and training_to is not None
@@ -56,7 +58,7 @@ def test_beats_baseline_checks_warn_without_blocking(published):
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
         and event.event_specific_data.check_name == "beats_baseline"
     }
-    assert set(checks) == {"ml/clv_scores", "ml/churn_scores"}
+    assert {"ml/clv_scores", "ml/churn_scores"} <= set(checks)
     assert all(check.severity == dg.AssetCheckSeverity.WARN for check in checks.values())
 
 
@@ -77,11 +79,15 @@ def test_scores_cover_every_buyer_and_reach_customer_360(published):
         where p_alive not between 0 and 1 or clv < 0 or clv > expected_spend + 1e-6 or expected_spend_12m < 0"""
     ).fetchall()[0][0]
     assert bad == 0, "probabilities in [0, 1], discounted value below undiscounted spend"
+    # revenue at risk is a dbt model over the two runs' scores: every churn score has one, the lifetime value's or 0
     risk = connection.sql(
-        """select churn.churn_probability, churn.revenue_at_risk, clv.clv, churn.churn_reasons, churn.risk_band
-        from ml.churn_scores as churn join ml.clv_scores as clv using (customer_id)"""
+        """select churn.churn_probability, coalesce(clv.clv, 0) as clv, risk.revenue_at_risk, churn.churn_reasons,
+            churn.risk_band
+        from ml.churn_scores as churn
+        left join ml.clv_scores as clv using (customer_id, as_of)
+        left join marts.customer_revenue_at_risk as risk using (customer_id, as_of)"""
     ).pl()
-    assert risk["churn_probability"].is_between(0, 1).all()
+    assert risk.height == buyers and risk["churn_probability"].is_between(0, 1).all()
     assert ((risk["revenue_at_risk"] - risk["churn_probability"] * risk["clv"]).abs() < 1e-6).all()
     assert risk["churn_reasons"].list.len().max() > 0
     assert set(risk["risk_band"].unique()) <= {"high", "medium", "low"}
@@ -145,9 +151,76 @@ def test_rfm_migration_follows_customers_between_runs(second_run_root):
     pointer = current_snapshot(second_run_root / "published")
     later = date.fromisoformat(pointer["as_of"])
     with duckdb.connect(pointer["path"], read_only=True) as connection:
-        migration = connection.sql("select * from ml.rfm_migration where as_of = $as_of", params={"as_of": later}).pl()
-        scored = connection.execute("select count(*) from ml.rfm_scores where as_of = ?", [later]).fetchall()[0][0]
-    moved = migration.filter(pl.col("from_segment") != pl.col("to_segment"))
-    assert moved["customers"].sum() > 0
-    assert migration.filter(pl.col("to_segment") != "(not scored)")["customers"].sum() == scored
+        migration = connection.sql("select * from marts.rpt_segment_migration").pl()
+        runs = {
+            as_of: connection.sql(
+                "select customer_id, segment from ml.rfm_scores where as_of = $as_of", params={"as_of": as_of}
+            ).pl()
+            for as_of in (AS_OF, later)
+        }
+    assert set(migration.select("previous_as_of", "as_of").iter_rows()) == {(AS_OF, later)}
+    # the moves counted again from the two runs' scores
+    pairs = (
+        runs[AS_OF]
+        .join(runs[later], on="customer_id", how="full", coalesce=True, suffix="_later")
+        .select(pl.col("segment", "segment_later").fill_null("(not scored)"))
+        .group_by("segment", "segment_later")
+        .len()
+    )
+    expected = {(before, after): count for before, after, count in pairs.iter_rows()}
+    shown = migration.select("from_segment", "to_segment", "customers").iter_rows()
+    assert {(before, after): count for before, after, count in shown} == expected
+    assert migration.filter(pl.col("from_segment") != pl.col("to_segment"))["customers"].sum() > 0
     assert set(migration["from_segment"]) - {"(not scored)"}, "customers came from the first run's segments"
+
+
+def test_tables_that_are_functions_of_the_scores_are_dbt_models(published):
+    _, connection = published
+    ml_tables = {
+        row[0]
+        for row in connection.execute("select table_name from duckdb_tables() where schema_name = 'ml'").fetchall()
+    }
+    assert {"rfm_scores", "churn_scores", "clv_scores"} <= ml_tables
+    assert not {"rfm_segments", "rfm_migration"} & ml_tables
+    churn_columns = {
+        row[0] for row in connection.execute("select column_name from (describe ml.churn_scores)").fetchall()
+    }
+    assert "revenue_at_risk" not in churn_columns
+    # the RFM segment summary that ml.rfm_segments held: size and value of each segment, from the scores
+    summary = connection.execute(
+        """select segment, customers, monetary, monetary_share from marts.rpt_segment_profiles
+        where segmentation = 'rfm'"""
+    ).fetchall()
+    expected = connection.execute(
+        "select segment, count(*), sum(monetary) from ml.rfm_scores where as_of = ? group by segment", [AS_OF]
+    ).fetchall()
+    # decimal sums on both sides: exact
+    assert {segment: (customers, monetary) for segment, customers, monetary, _ in summary} == {
+        segment: (customers, monetary) for segment, customers, monetary in expected
+    }
+    assert sum(share for *_, share in summary) == pytest.approx(1)
+
+
+@pytest.mark.slow  # a second churn run on the session's world: about 10 s
+def test_churn_reads_engagement_and_the_run_is_reproduced_from_the_snapshot(published):
+    """`crm evaluate` re-runs churn from the snapshot without engagement: the same loader and run function with
+    every feature reproduce what the night published, so the two figures compare like with like."""
+    _, connection = published
+    settings = load_settings()
+    ((parameters, metrics),) = connection.execute(
+        "select parameters, metrics from ml.model_runs where model = 'churn'"
+    ).fetchall()
+    parameters, metrics = json.loads(parameters), json.loads(metrics)
+    assert set(ENGAGEMENT_FEATURES) <= {*parameters["features"], *parameters["dropped_features"]}
+    output = run_churn(
+        churn_inputs(connection, AS_OF, settings.churn_window_days),
+        window_days=settings.churn_window_days,
+        feature_label=feature_label,
+    )
+    assert output.parameters["features"] == parameters["features"]
+    assert output.verdict.metrics["auc"] == pytest.approx(metrics["auc"], abs=1e-12)
+    published_scores = connection.sql(
+        "select customer_id, churn_probability from ml.churn_scores order by customer_id"
+    ).pl()
+    rerun = output.tables["churn_scores"].select("customer_id", "churn_probability").sort("customer_id")
+    assert rerun.equals(published_scores)

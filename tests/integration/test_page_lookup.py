@@ -143,6 +143,30 @@ def test_a_customer_the_churn_model_did_not_score_shows_a_card_that_says_so(publ
     assert any("Not scored" in element.value for element in app.markdown), [e.value for e in app.markdown]
 
 
+def test_the_card_lists_the_customers_next_best_offers_in_rank_order_and_their_channel_evidence(published):
+    snapshot = Path(current_snapshot(published)["path"])
+    with duckdb.connect(str(snapshot), read_only=True) as connection:
+        # a customer with offers and some campaign evidence
+        customer_id, note = connection.execute(
+            "select customer_id, evidence_note from marts.customer_channel_preference "
+            "where customer_id in (select customer_id from ml.next_best_offers) "
+            "and evidence_status <> 'never contacted' "
+            "order by customer_id limit 1"
+        ).fetchone()
+        offers = connection.execute(
+            "select item_name from ml.next_best_offers where customer_id = ? "
+            "and as_of = (select max(as_of) from ml.next_best_offers) order by offer_rank",
+            [customer_id],
+        ).fetchall()
+    app = search(open_lookup(ANALYST), customer_id)
+    assert_clean(app)
+    markdown = [element.value for element in app.markdown]
+    [listed] = [value for value in markdown if value.startswith("1. **")]
+    names = [line.split("**")[1].replace("\\", "") for line in listed.splitlines()]
+    assert names == [name for (name,) in offers]
+    assert note in page_text(app)
+
+
 def test_an_unknown_id_says_so(published):
     app = search(open_lookup(ANALYST), "C123")
     assert_clean(app)

@@ -87,7 +87,9 @@ def test_the_headline_tiles_are_the_activity_of_the_last_12_months_and_this_runs
         retained_then = _retained(connection, before, previous)
         (average_clv,) = connection.execute("select avg(clv) from ml.clv_scores where as_of = ?", [as_of]).fetchone()
         (at_risk,) = connection.execute(
-            "select sum(revenue_at_risk) from ml.churn_scores where as_of = ?", [as_of]
+            """select sum(churn.churn_probability * coalesce(clv.clv, 0)) from ml.churn_scores as churn
+            left join ml.clv_scores as clv using (customer_id, as_of) where churn.as_of = ?""",
+            [as_of],
         ).fetchone()
 
     app = _run()
@@ -193,7 +195,10 @@ def test_a_later_snapshot_shows_its_own_scores_compared_with_the_earlier_run(sec
     with duckdb.connect(pointer["path"], read_only=True) as connection:
         runs = connection.execute("select as_of, avg(clv) from ml.clv_scores group by as_of order by as_of").fetchall()
         risk = dict(
-            connection.execute("select as_of, sum(revenue_at_risk) from ml.churn_scores group by as_of").fetchall()
+            connection.execute(
+                """select as_of, sum(churn.churn_probability * coalesce(clv.clv, 0)) from ml.churn_scores as churn
+                left join ml.clv_scores as clv using (customer_id, as_of) group by as_of"""
+            ).fetchall()
         )
     assert [day for day, _ in runs][-1] == as_of and len(runs) >= 2  # the snapshot keeps the earlier run's scores
     (earlier, earlier_clv), (_, average_clv) = runs[-2], runs[-1]

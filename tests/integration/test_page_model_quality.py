@@ -86,6 +86,8 @@ def test_the_page_shows_each_model_against_its_baseline_from_the_runs_metrics(sn
         "rfm": "RFM segments",
         "behaviour_segments": "Behaviour segments",
         "tier_movement": "Tier movement",
+        "next_best_offer": "Next best offers",
+        "basket_rules": "Basket rules",
     }
     markdown = [element.value for element in app.markdown]
     for model, run in runs.items():  # each model's card: its name, then whose scores are published

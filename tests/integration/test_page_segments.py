@@ -75,9 +75,10 @@ def test_grid_and_profiles_count_the_customers_each_model_scored_at_the_snapshot
         segment: (customers, float(at_risk))
         for segment, customers, at_risk in _fetch(
             pointer["path"],
-            """select rfm.segment, count(*), sum(churn.revenue_at_risk)
+            """select rfm.segment, count(*), sum(churn.churn_probability * coalesce(clv.clv, 0))
             from ml.rfm_scores as rfm
             left join ml.churn_scores as churn on rfm.customer_id = churn.customer_id and churn.as_of = rfm.as_of
+            left join ml.clv_scores as clv on rfm.customer_id = clv.customer_id and clv.as_of = rfm.as_of
             where rfm.as_of = ? group by all""",
             [as_of],
         )

@@ -141,7 +141,14 @@ def expected_kpis(connection, as_of: date) -> dict[str, tuple]:
     )[0]
     for kpi, table, aggregate, current in (
         ("average_clv", "clv_scores", "avg(clv)", average_clv),
-        ("revenue_at_risk", "churn_scores", "sum(revenue_at_risk)", revenue_at_risk),
+        # revenue at risk: churn probability x the same run's lifetime value (0 without one)
+        (
+            "revenue_at_risk",
+            "churn_scores",
+            "sum(churn_probability * coalesce((select clv.clv from ml.clv_scores as clv "
+            "where clv.customer_id = churn_scores.customer_id and clv.as_of = churn_scores.as_of), 0))",
+            revenue_at_risk,
+        ),
     ):
         earlier = fetch(connection, f"select max(as_of) from ml.{table} where as_of < ?", [as_of])[0][0]
         previous = (
@@ -400,7 +407,7 @@ def test_sales_lines_keep_every_order_line_and_its_figures(snapshot):
 
 # --- models ---------------------------------------------------------------------------------------------------------
 
-HEADLINES = {"clv": ("rmse_spend", True), "churn": ("auc", False)}
+HEADLINES = {"clv": ("rmse_spend", True), "churn": ("auc", False), "next_best_offer": ("hit_rate_at_k", False)}
 
 
 def rounded(rows: list[tuple]) -> list[tuple]:
@@ -431,7 +438,19 @@ def test_model_scorecard_states_each_published_run_and_its_verdict(snapshot):
             "score_source, verdict, lower_is_better from marts.rpt_model_scorecard",
         )
     }
-    assert set(scorecard) == set(runs) == {"clv", "churn", "rfm", "behaviour_segments", "tier_movement"}
+    assert (
+        set(scorecard)
+        == set(runs)
+        == {
+            "clv",
+            "churn",
+            "rfm",
+            "behaviour_segments",
+            "tier_movement",
+            "basket_rules",
+            "next_best_offer",
+        }
+    )
     for model, (run_id, metric, value, baseline, beats, source, verdict, lower) in scorecard.items():
         want_id, metrics, baseline_metrics, want_beats, want_source = runs[model]
         assert (run_id, beats, source) == (want_id, want_beats, want_source), model

@@ -32,6 +32,7 @@ def test_the_default_settings_pass_as_they_are(settings):
     assert passed["timezone"] == settings.timezone
     assert passed["rfm_window_days"] == settings.rfm_window_days
     assert passed["outlier_date_span_years"] == settings.outlier_date_span_years
+    assert passed["channel_min_contacts"] == settings.channel_min_contacts
     assert json.loads(dbt_build_args(settings, AS_OF)[2]) == passed
 
 
@@ -53,6 +54,8 @@ def test_the_default_settings_pass_as_they_are(settings):
         ("tier_platinum_min_spend", "3000; drop table x"),
         ("campaign_attribution_days", -1),
         ("outlier_date_span_years", True),
+        ("channel_min_contacts", 0),
+        ("channel_min_contacts", 2.5),
     ],
 )
 def test_a_hostile_or_malformed_setting_is_refused_naming_it(settings, setting, value):

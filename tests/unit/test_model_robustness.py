@@ -20,10 +20,9 @@ from models_ml import (
     choose_clv,
     compare,
     refuse,
+    run_rfm,
     score_clv,
-    score_rfm,
     segment_customers,
-    summarise_segments,
     tier_movement,
     train_churn_model,
     validate_columns,
@@ -110,13 +109,13 @@ def rfm_frame(n: int, seed: int, missing: bool, constant: bool) -> pl.DataFrame:
 @example(n=25, seed=0, missing=True, constant=True)  # every feature missing or the same
 def test_rfm_scores_every_customer_whatever_the_data(n, seed, missing, constant):
     customers = rfm_frame(n, seed, missing, constant)
-    scored = score_rfm(customers)
+    output = run_rfm(customers, as_of=AS_OF, window_days=730)
+    scored = output.tables["rfm_scores"]
     assert scored.height == n
     assert scored["segment"].is_in(list(SEGMENTS)).all()
     for score in ("recency_score", "frequency_score", "monetary_score"):
         assert scored[score].is_between(1, 5).all()
-    summary = summarise_segments(scored)
-    assert summary["customers"].sum() == n
+    assert output.verdict.metrics["segments"] == scored["segment"].n_unique() <= min(n, len(SEGMENTS))
 
 
 CLV_SCORE_COLUMNS = [
@@ -354,7 +353,8 @@ def sales_only_warehouse(path, customers: int, seed: int, *, history_days: int) 
         connection.execute("create table marts.dim_products as select 'P1' as product_id, 'Music' as department_name")
         connection.execute(
             """create table marts.fct_interactions as
-            select customer_id, 'order' as interaction_type, order_date as occurred_date from orders"""
+            select customer_id, 'order' as interaction_type, 'web' as channel_id, order_date as occurred_date
+            from orders"""
         )
         connection.execute(
             """create table marts.fct_support_cases (customer_id varchar, satisfaction_score integer,
@@ -442,8 +442,8 @@ def test_available_inputs_count_each_source(tmp_path):
     sales_only_warehouse(path, customers=5, seed=1, history_days=100)
     with duckdb.connect(str(path)) as connection:
         connection.execute(
-            """insert into marts.fct_interactions values ('C0000', 'web_session', date '2026-06-01'),
-            ('C0001', 'click', date '2026-06-01'), (null, 'call', date '2026-06-01')"""
+            """insert into marts.fct_interactions values ('C0000', 'web_session', 'web_session', date '2026-06-01'),
+            ('C0001', 'click', 'email', date '2026-06-01'), (null, 'call', 'call', date '2026-06-01')"""
         )
         counts = available_inputs(connection, AS_OF)
     assert counts["web"] == counts["marketing"] == 1

@@ -1,7 +1,9 @@
+from datetime import date
+
 import polars as pl
 import pytest
 
-from models_ml import SEGMENTS, score_rfm, summarise_segments
+from models_ml import SEGMENTS, run_rfm, score_rfm
 from models_ml.rfm import SEGMENT_BY_CELL
 
 
@@ -42,12 +44,20 @@ def test_every_recency_frequency_cell_maps_to_one_named_segment():
     assert len(SEGMENTS) == 11
 
 
-def test_segment_summary_reconciles_with_the_scores():
-    scored = score_rfm(customers(100))
-    summary = summarise_segments(scored)
-    assert summary["customers"].sum() == 100
-    assert summary["monetary"].sum() == pytest.approx(scored["monetary"].sum())
-    assert summary["customer_share"].sum() == pytest.approx(1.0)
+def test_the_run_writes_the_scores_and_records_the_window_it_read():
+    output = run_rfm(customers(100), as_of=date(2026, 6, 30), window_days=730)
+    assert list(output.tables) == ["rfm_scores"]
+    assert output.tables["rfm_scores"].equals(score_rfm(customers(100)))
+    assert output.verdict.score_source == "model" and output.verdict.beats_baseline is None
+    assert output.verdict.metrics == {"segments": output.tables["rfm_scores"]["segment"].n_unique()}
+    assert (output.training_from, output.training_to) == (date(2024, 6, 30), date(2026, 6, 30))
+    assert output.rows_used == 100 and output.parameters["rfm_window_days"] == 730
+
+
+def test_a_customer_who_never_ordered_is_refused_with_what_to_do():
+    frame = customers(10).with_columns(days_since_last_order=pl.when(pl.col("frequency") == 1).then(None).otherwise(1))
+    with pytest.raises(ValueError, match="days_since_last_order has 1 null.*score only customers who have ordered"):
+        score_rfm(frame)
 
 
 @pytest.mark.parametrize("column", ["customer_id", "days_since_last_order", "frequency", "monetary"])

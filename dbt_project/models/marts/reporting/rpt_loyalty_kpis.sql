@@ -22,7 +22,7 @@ clv_runs as (
 ),
 
 churn_runs as (
-    select * from {{ source('ml', 'churn_scores') }}
+    select * from {{ ref('customer_revenue_at_risk') }}
 ),
 
 -- period 0 is the current 12 months, 1 the 12 before, 2 the 12 before those (for last year's retention)

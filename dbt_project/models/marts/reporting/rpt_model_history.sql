@@ -1,7 +1,7 @@
 {#- Every model run the warehouse has recorded (ml.model_runs, every as-of and every re-run), with its headline
     figure beside its baseline's, so a page can show how each model has done run after run. The headline of a model
     is the figure its protocol judges it by: for lifetime value the holdout root mean squared error of spend (the
-    figure that decides whether the model beats its baseline), for churn the out-of-time AUC; the models without a
+    figure that decides whether the model beats its baseline), for churn the out-of-time AUC, for next best offers the holdout hit rate at offer_count; the models without a
     baseline show a count that says what they found. DuckDB-only for now: the figures are read from the JSON
     metrics with DuckDB's ->> operator. -#}
 with runs as (
@@ -44,6 +44,20 @@ catalogue as (
         'upgrade candidate' as headline_metric,
         'upgrade candidates' as headline_label,
         cast(null as boolean) as lower_is_better
+    union all
+    select
+        'next_best_offer' as model,  -- noqa: RF04
+        'Next best offers' as model_label,
+        'hit_rate_at_k' as headline_metric,
+        'holdout hit rate at offer_count' as headline_label,
+        false as lower_is_better
+    union all
+    select
+        'basket_rules' as model,  -- noqa: RF04
+        'Basket rules' as model_label,
+        'rules_product' as headline_metric,
+        'product rules' as headline_label,
+        cast(null as boolean) as lower_is_better
 ),
 
 final as (
@@ -65,10 +79,13 @@ final as (
             when 'rfm' then runs.metrics ->> '$.segments'
             when 'behaviour_segments' then runs.metrics ->> '$.k'
             when 'tier_movement' then runs.metrics ->> '$."upgrade candidate"'
+            when 'next_best_offer' then runs.metrics ->> '$.hit_rate_at_k'
+            when 'basket_rules' then runs.metrics ->> '$.rules_product'
         end as double) as model_value,
         cast(case runs.model
             when 'clv' then runs.baseline_metrics ->> '$.rmse_spend'
             when 'churn' then runs.baseline_metrics ->> '$.auc'
+            when 'next_best_offer' then runs.baseline_metrics ->> '$.hit_rate_at_k'
         end as double) as baseline_value,
         runs.rows_used,
         runs.duration_seconds

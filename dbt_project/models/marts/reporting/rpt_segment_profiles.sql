@@ -1,7 +1,7 @@
 {#- Each segment of the two segmentations (rfm: the named RFM segments; behaviour: the k-means segments, with their
-    description in words) side by side: size, recency, orders and net revenue over the RFM window, trailing 12-month
-    revenue, and the averages of the scores, as of the cutoff. Customers a segmentation left out are in none of its
-    segments; shares are of the customers it segmented. -#}
+    description in words) side by side: size, recency, orders and net revenue over the RFM window (and its share of
+    the segmentation's), trailing 12-month revenue, and the averages of the scores, as of the cutoff. Customers a
+    segmentation left out are in none of its segments; shares are of the customers it segmented. -#}
 with scores as (
     select * from {{ ref('customer_scores') }}
 ),
@@ -92,6 +92,9 @@ final as (
         segments.average_recency_days,
         segments.average_orders,
         segments.average_monetary,
+        segments.monetary,
+        segments.monetary / nullif(sum(segments.monetary) over (partition by segments.segmentation), 0)
+            as monetary_share,
         segments.net_revenue_12m,
         segments.average_clv,
         segments.average_p_alive,

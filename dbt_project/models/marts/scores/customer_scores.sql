@@ -16,6 +16,11 @@ churn as (
     where as_of = {{ as_of_date() }}
 ),
 
+risk as (
+    select * from {{ ref('customer_revenue_at_risk') }}
+    where as_of = {{ as_of_date() }}
+),
+
 tiers as (
     select * from {{ source('ml', 'tier_movement') }}
     where as_of = {{ as_of_date() }}
@@ -45,7 +50,7 @@ final as (
         clv.model_run_id as clv_model_run_id,
         churn.churn_probability,
         churn.risk_band as churn_risk_band,
-        churn.revenue_at_risk,
+        risk.revenue_at_risk,
         churn.churn_reasons,
         churn.score_source as churn_score_source,
         churn.model_run_id as churn_model_run_id,
@@ -60,6 +65,7 @@ final as (
     from rfm
     left join clv on rfm.customer_id = clv.customer_id
     left join churn on rfm.customer_id = churn.customer_id
+    left join risk on rfm.customer_id = risk.customer_id
     left join tiers on rfm.customer_id = tiers.customer_id
     left join behaviour on rfm.customer_id = behaviour.customer_id
 )

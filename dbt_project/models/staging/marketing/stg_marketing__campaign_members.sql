@@ -12,6 +12,8 @@ renamed as (
         lower(member_group) as member_group,
         lower(member_group) = 'control' as is_control,
         assigned_at,
+        stratum,
+        targeting_score,
         _file as source_file,
         _row_number as source_row_number
     from source

@@ -12,6 +12,8 @@ renamed as (
         starts_on as start_date,
         ends_on as end_date,
         control_share,
+        audience,
+        control_draw,
         _file as source_file,
         _row_number as source_row_number
     from source
