@@ -1,8 +1,9 @@
 """Contact details (name, email, phone) for the roles allowed to see them, read from the contacts file.
 
 The general snapshot holds no name, email or phone: the publish step writes them to a file of their own, named in
-current.json (pipelines/publish/contacts.py). Only the Customer lookup opens it, and only for a role with contacts
-(pipelines/users.py), read-only. What the user types is normalised as identity resolution normalises
+current.json (pipelines/publish/contacts.py). Only the Customer lookup and the Campaigns page (a saved campaign's
+target list, through pipelines/campaigns/export.py) open it, and only for a role with contacts (pipelines/users.py),
+read-only. What the user types is normalised as identity resolution normalises
 (pipelines/identity_keys), so "+34 600 11 22 33" or "0034600112233" finds the phone stored as "600 112 233".
 
 Only the connection is cached (one per file: a new publish is a new file). Search results are not: they are
@@ -17,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import streamlit as st
-from pipelines.publish.contacts import current_contacts
 
 from pipelines.identity_keys import email_key, name_key, phone_key
+from pipelines.publish.contacts import current_contacts
 
 MATCH_LIMIT = 20
 _COLUMNS = "customer_id, full_name, email, phone from contacts.customer_contacts"

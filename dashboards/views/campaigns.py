@@ -21,7 +21,7 @@ from dashboards.components import chart, empty, kpi, table
 from dashboards.page import start
 from pipelines.campaigns.audience import CHANNELS, RANK_SCORES, Audience, CampaignError
 from pipelines.campaigns.export import export_targets
-from pipelines.campaigns.files import save_campaign
+from pipelines.campaigns.files import is_saved, save_campaign
 from pipelines.campaigns.plan import plan_campaign
 
 PAGE = {
@@ -146,7 +146,7 @@ if not results.empty:
             table(segments, columns, formats, f"Results of {picked} by segment")
         qini = page.query(QINI_SQL, (picked,)) if page.has("marts.rpt_campaign_qini") else pd.DataFrame()
         if qini.empty:
-            st.caption("No uplift (Qini) curve: the campaign's members were not ranked by a score.")
+            st.caption("No uplift (Qini) curve: it needs a target and a control group and at least 10 members.")
         else:
             long = qini.melt(
                 id_vars=["share_of_members"],
@@ -259,11 +259,16 @@ st.caption(f"Control group: {plan.control_draw}.")
 for note in plan.notes:
     st.warning(note)
 
+# Only a saved campaign's frozen list is ever downloaded: a list drawn on the page and sent without saving would
+# have no control group on record and nothing for the next plan's cool-down to see.
+landing_dir = page.settings.landing_dir
 buttons = st.container(horizontal=True)
 if page.user.role in PLANNERS:
-    if buttons.button("Save campaign", icon=":material/save:", disabled=plan.members.is_empty() or plan.id_taken):
+    saved_already = is_saved(landing_dir, plan.campaign_id)
+    blocked = plan.members.is_empty() or plan.id_taken or saved_already
+    if buttons.button("Save campaign", icon=":material/save:", disabled=blocked):
         try:
-            saved, _ = save_campaign(plan, page.settings.landing_dir)
+            saved, _ = save_campaign(plan, landing_dir)
         except CampaignError as error:
             st.error(f"Not saved: {error}.")
         else:
@@ -271,23 +276,27 @@ if page.user.role in PLANNERS:
                 f"Saved campaign {plan.campaign_id} ({formats.count(plan.members.height)} members) as "
                 f"{saved.name} in the landing zone: the next night ingests it, and its results appear here."
             )
+            st.session_state["saved_campaign"] = plan.campaign_id
             del st.session_state["campaign_seed"]  # the next plan draws its own control group
+    elif saved_already:
+        st.caption(f"Campaign {plan.campaign_id} is saved already and its list frozen: rename to plan another.")
 else:
     st.caption("Your role views audiences; marketing saves campaigns.")
+saved_id = st.session_state.get("saved_campaign")
 contacts_path = contacts.contacts_file(page.settings.published_dir) if page.user.contacts else None
-if contacts_path is not None and plan.targets:
+if contacts_path is not None and saved_id:
     with tempfile.TemporaryDirectory() as folder:
         try:
-            exported = export_targets(page.connection(), plan, contacts_path, Path(folder) / "targets.csv")
+            exported = export_targets(page.connection(), saved_id, contacts_path, Path(folder) / "t.csv", landing_dir)
             content = exported.path.read_bytes()
         except CampaignError as error:
             st.caption(f"No target list: {error}.")
             content = None
     if content is not None:
         buttons.download_button(
-            f"Target list ({formats.count(exported.rows)} consented targets, CSV)",
+            f"Target list of {saved_id} ({formats.count(exported.rows)} consented targets, CSV)",
             content,
-            f"{plan.campaign_id}_targets.csv",
+            f"{saved_id}_targets.csv",
             "text/csv",
             icon=":material/download:",
             on_click="ignore",

@@ -19,6 +19,9 @@ RANK_SCORES = {
 }
 # A campaign id becomes part of a file name in the landing zone: letters, digits, dashes and underscores only.
 CAMPAIGN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+# Where a saved campaign and its frozen member list go in the landing zone (the marketing contracts read them).
+CAMPAIGN_FILE = "marketing/campaigns_planned_{campaign_id}.csv"
+MEMBERS_FILE = "marketing/campaign_members_planned_{campaign_id}.csv"
 
 Range = tuple[float | None, float | None]
 
@@ -79,6 +82,8 @@ class Audience:
             raise CampaignError("a limit keeps the top customers by a score: give a positive limit and rank_by")
         if self.offer_max_rank is not None and self.offer_max_rank < 1:
             raise CampaignError("the offer rank counts from 1")
+        if self.offer_max_rank is not None and self.offer_item is None:
+            raise CampaignError("an offer rank needs the offer item it ranks (--offer-item)")
         if self.control_share is not None and not 0 <= self.control_share < 1:
             raise CampaignError(f"control share {self.control_share} must be at least 0 and below 1")
         if self.start_date and self.end_date and self.end_date < self.start_date:

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.campaigns.audience import CAMPAIGN_ID, CampaignError
+from pipelines.campaigns.audience import CAMPAIGN_FILE, CAMPAIGN_ID, MEMBERS_FILE, CampaignError
 from pipelines.campaigns.plan import CampaignPlan
 
-CAMPAIGN_FILE = "marketing/campaigns_planned_{campaign_id}.csv"
-MEMBERS_FILE = "marketing/campaign_members_planned_{campaign_id}.csv"
 TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # the members contract's assigned_at format, UTC
 
 

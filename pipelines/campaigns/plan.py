@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.campaigns.audience import RANK_SCORES, Audience, CampaignError
-from pipelines.campaigns.selection import CANDIDATE_SCHEMA, select_candidates
+from pipelines.campaigns.selection import CANDIDATE_SCHEMA, pending_contacts, select_candidates
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.settings import Settings
 
@@ -180,12 +180,24 @@ def plan_campaign(
     if audience.uses_offers and not with_offers:
         notes.append(
             f"{OFFERS_TABLE} is not in the published snapshot (the next best offers have not run): "
-            + ("no customer can match the offer filter" if audience.offer_item else "nobody can be ranked by it")
+            + (
+                "no customer can match the offer filter"
+                if audience.offer_item
+                else "nobody can be ranked by it, so nobody is selected"
+            )
         )
         candidates = pl.DataFrame(schema=CANDIDATE_SCHEMA)
     else:
         cooling_from = start_date - timedelta(days=settings.campaign_cooldown_days)
         candidates = select_candidates(connection, audience, cooling_from, with_offers)
+        pending = pending_contacts(connection, settings.landing_dir, cooling_from)
+        candidates = candidates.with_columns(
+            exclusion_reason=pl.when(
+                pl.col("exclusion_reason").is_null() & pl.col("customer_id").is_in(pending.implode())
+            )
+            .then(pl.lit("cool_down"))
+            .otherwise(pl.col("exclusion_reason"))
+        )
     exclusions = {code: candidates.filter(pl.col("exclusion_reason") == code).height for code in EXCLUSION_REASONS}
     eligible = candidates.filter(pl.col("exclusion_reason").is_null()).drop("exclusion_reason")
     beyond_limit = 0

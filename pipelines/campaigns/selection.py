@@ -9,12 +9,13 @@ ml.next_best_offers. Every value from the audience is a bound parameter; column 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from pipelines import sql
-from pipelines.campaigns.audience import Audience
+from pipelines.campaigns.audience import CAMPAIGN_FILE, MEMBERS_FILE, Audience
 
 # Per channel: the consent flag (customer_360 and dim_crm_contacts), when the contact's consent was recorded, and
 # the flag saying the customer has an address for the channel.
@@ -208,6 +209,24 @@ from marts.dim_crm_contacts as contacts
 inner join marts.customer_360 as customers on contacts.customer_id = customers.customer_id
 where list_contains(?, contacts.contact_id) and contacts.{consent} and customers.{consent}
 """
+
+
+def pending_contacts(connection: duckdb.DuckDBPyConnection, landing_dir: Path, cooling_from: date) -> pl.Series:
+    """customer_id of every member (target or control) of a campaign saved in ``landing_dir`` but not yet in the
+    snapshot that ends on or after ``cooling_from``: the cool-down counts them as the marts will after the next
+    night, so two campaigns planned on one day cannot share customers (nor one take the other's control group)."""
+    known = {row[0] for row in connection.execute("select campaign_id from marts.dim_campaigns").fetchall()}
+    contact_ids: list[str] = []
+    for campaign_path in sorted(Path(landing_dir).glob(CAMPAIGN_FILE.format(campaign_id="*"))):
+        campaign = pl.read_csv(campaign_path, infer_schema=False)
+        if campaign.is_empty():
+            continue
+        campaign_id, ends_on = campaign["campaign_id"][0], campaign["ends_on"][0]
+        members_path = Path(landing_dir) / MEMBERS_FILE.format(campaign_id=campaign_id)
+        if campaign_id in known or not members_path.exists() or date.fromisoformat(ends_on) < cooling_from:
+            continue
+        contact_ids += pl.read_csv(members_path, infer_schema=False)["contact_id"].drop_nulls().to_list()
+    return contact_customers(connection, contact_ids)["customer_id"]
 
 
 def contact_customers(connection: duckdb.DuckDBPyConnection, contact_ids: list[str]) -> pl.DataFrame:

@@ -58,6 +58,7 @@ def test_marketing_plans_a_segment_and_saves_its_frozen_list_into_the_landing_zo
         "group by all order by 2 desc limit 1"
     )
     app = open_page(CAMPAIGNS, MARKETING)
+    assert not [button for button in app.get("download_button") if button.label.startswith("Target list")]
     app.multiselect[0].set_value([segment]).run()
     assert not app.exception, app.exception
     settings = load_settings()
@@ -77,7 +78,12 @@ def test_marketing_plans_a_segment_and_saves_its_frozen_list_into_the_landing_zo
     assert metrics["Targets + control"] == f"{formats.count(targets)} + {formats.count(controls)}"
     assert members["stratum"].unique().to_list() == [segment]
     assert campaign_file.stat().st_size > 0
-    assert any(button.label.startswith("Target list") for button in app.get("download_button"))
+    campaign_id = pl.read_csv(campaign_file)["campaign_id"][0]
+    assert any(button.label.startswith(f"Target list of {campaign_id}") for button in app.get("download_button"))
+    # the page plans again with a fresh control draw, but the saved list stays frozen and Save is refused
+    app.run()
+    [save] = [button for button in app.button if button.label == "Save campaign"]
+    assert save.disabled and pl.read_csv(members_file).equals(members)
 
 
 def test_an_analyst_sees_audiences_but_neither_saves_nor_downloads_contacts(world):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -107,8 +107,12 @@ def insert(connection: duckdb.DuckDBPyConnection, table: str, rows: list[tuple])
         connection.execute(f"insert into {table} select {', '.join(['unnest(?)'] * len(columns))}", columns)
 
 
+NO_LANDING_ZONE = Path(__file__).parent / "no_landing_zone"  # does not exist: no campaign saved and not ingested
+
+
 def settings(**changes):
-    return load_settings().replace(**{"campaign_cooldown_days": 30, "campaign_control_share": 0.1, **changes})
+    defaults = {"campaign_cooldown_days": 30, "campaign_control_share": 0.1, "landing_dir": NO_LANDING_ZONE}
+    return load_settings().replace(**{**defaults, **changes})
 
 
 def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
@@ -326,6 +330,24 @@ def test_a_campaign_file_appearing_while_saving_leaves_nothing_half_written(plan
     assert sorted(os.listdir(landing / "marketing")) == [campaign_path.name]
 
 
+def test_a_campaign_saved_but_not_ingested_yet_cools_its_members_down(tmp_path: Path):
+    snapshot = build_snapshot(tmp_path / "snapshot.duckdb", crowd(120))
+    landing = tmp_path / "landing"
+    with open_read_only(snapshot) as connection:
+        first = plan_campaign(
+            connection, Audience(name="First", channel="email"), settings(landing_dir=landing), seed=1
+        )
+        save_campaign(first, landing)
+        second = plan_campaign(
+            connection, Audience(name="Second", channel="email"), settings(landing_dir=landing), seed=2
+        )
+        later = Audience(name="Later", channel="email", start_date=first.end_date + timedelta(days=31))
+        after_cool_down = plan_campaign(connection, later, settings(landing_dir=landing), seed=3)
+    # every member of the first, targets and control alike, is cooling down for the second: nobody is left
+    assert second.exclusions["cool_down"] == first.members.height and second.members.is_empty()
+    assert after_cool_down.exclusions["cool_down"] == 0
+
+
 def test_a_plan_the_snapshot_already_knows_or_without_members_is_refused(plan, tmp_path: Path):
     with pytest.raises(CampaignError, match="already holds a campaign"):
         save_campaign(dataclasses.replace(plan, id_taken=True), tmp_path / "landing")
@@ -363,6 +385,7 @@ def test_member_rows_carry_the_stratum_and_score_but_no_contact_details(plan):
         ({"control_share": 1.0}, "below 1"),
         ({"campaign_id": "../etc"}, "letters, digits"),
         ({"start_date": date(2026, 7, 2), "end_date": date(2026, 7, 1)}, "ends"),
+        ({"offer_max_rank": 3}, "needs the offer item"),
     ],
 )
 def test_an_audience_that_cannot_be_planned_says_why(changes, message):

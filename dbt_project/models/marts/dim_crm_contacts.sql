@@ -20,7 +20,8 @@ latest_consents as (
         has_consent,
         updated_at
     from consents
-    qualify row_number() over (partition by contact_id, channel order by updated_at desc) = 1
+    -- on a tie the withdrawal wins: a contact who said yes and no at the same moment has not consented
+    qualify row_number() over (partition by contact_id, channel order by updated_at desc, has_consent asc) = 1
 ),
 
 final as (
