@@ -12,7 +12,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from pipelines.publish.snapshot import current_snapshot
+from pipelines.publish.snapshot import current_snapshot, snapshot_tables
 from pipelines.settings import load_settings
 
 
@@ -34,7 +34,5 @@ def query(path: str, sql: str, parameters: tuple = ()) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False)
 def tables(path: str) -> frozenset[str]:
-    """``schema.table`` of every table the snapshot holds: a snapshot of older code, or of data that could not
-    feed a model, may lack some, and a page says so rather than failing."""
-    rows = connection(path).cursor().execute("select schema_name || '.' || table_name from duckdb_tables()")
-    return frozenset(row[0] for row in rows.fetchall())
+    """``schema.table`` of every table the snapshot at ``path`` holds (cached per snapshot)."""
+    return snapshot_tables(connection(path).cursor())

@@ -584,16 +584,12 @@ def run_next_best_offers(
     rules: pl.DataFrame,
     *,
     as_of: date,
-    holdout_days: int,
-    offer_count: int,
-    min_support: float,
-    min_confidence: float,
-    min_lift: float,
-    min_baskets: int = 1,
+    **options: float,
 ) -> ModelOutput:
     """The next-best-offer run (``ml.next_best_offers``): :func:`choose_offers`, each offer stamped with its level
     (``item_level`` product) and whose offers they are (``score_source``); no rows and the reason when there is
-    nothing to offer (fewer than two items ever bought). Arguments as for :func:`choose_offers`."""
+    nothing to offer (fewer than two items ever bought). Arguments, ``options`` (holdout_days, offer_count and the
+    thresholds) included, as for :func:`choose_offers`."""
     facts = {
         "rows_used": purchases.height,
         "training_from": purchases["purchased_on"].min() if "purchased_on" in purchases.columns else None,
@@ -606,18 +602,7 @@ def run_next_best_offers(
         }
 
     def attempt() -> ModelOutput:
-        choice = choose_offers(
-            purchases,
-            returns,
-            rules,
-            as_of=as_of,
-            holdout_days=holdout_days,
-            offer_count=offer_count,
-            min_support=min_support,
-            min_confidence=min_confidence,
-            min_lift=min_lift,
-            min_baskets=min_baskets,
-        )
+        choice = choose_offers(purchases, returns, rules, as_of=as_of, **options)
         tables = stamped(choice.offers, choice.verdict.score_source)
         return ModelOutput(tables, choice.verdict, parameters=choice.parameters, **facts)
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from pipelines.campaigns.audience import RANK_SCORES, Audience, CampaignError
 from pipelines.campaigns.selection import CANDIDATE_SCHEMA, pending_contacts, select_candidates
-from pipelines.publish.snapshot import current_snapshot
+from pipelines.publish.snapshot import current_snapshot, snapshot_tables
 from pipelines.settings import Settings
 
 # Why a customer who matches the filters is left out, in the order they are tested: a customer is counted once,
@@ -137,11 +137,6 @@ def open_published(published_dir: Path) -> tuple[duckdb.DuckDBPyConnection, dict
     if pointer is None or not Path(pointer["path"]).exists():
         raise CampaignError(f"nothing is published in {published_dir}: run `crm run` first")
     return duckdb.connect(pointer["path"], read_only=True), pointer
-
-
-def snapshot_tables(connection: duckdb.DuckDBPyConnection) -> frozenset[str]:
-    rows = connection.execute("select schema_name || '.' || table_name from duckdb_tables()").fetchall()
-    return frozenset(row[0] for row in rows)
 
 
 def plan_campaign(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
+from pipelines.publish.snapshot import snapshot_tables
+
 RESULTS_TABLE = "marts.rpt_campaign_results"
 RESULTS_SQL = """
 select
@@ -31,10 +33,7 @@ order by campaign_id
 
 def campaign_results(connection: duckdb.DuckDBPyConnection, campaign_id: str | None = None) -> pl.DataFrame | None:
     """Each campaign's (or only ``campaign_id``'s) results, or None when the snapshot holds no results table."""
-    [(present,)] = connection.execute(
-        "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = 'rpt_campaign_results'"
-    ).fetchall()
-    if not present:
+    if RESULTS_TABLE not in snapshot_tables(connection):
         return None
     return connection.sql(RESULTS_SQL, params=[campaign_id, campaign_id]).pl()
 

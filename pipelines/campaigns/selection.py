@@ -43,12 +43,7 @@ RANGE_COLUMNS = {
     "clv": "customers.clv",
     "p_alive": "customers.p_alive",
 }
-SCORE_SQL = {
-    "churn_probability": "customers.churn_probability",
-    "clv": "customers.clv",
-    "p_alive": "customers.p_alive",
-    "offer_score": "offers.offer_score",
-}
+SCORE_SQL = {**RANGE_COLUMNS, "offer_score": "offers.offer_score"}
 NO_SCORE = "cast(null as double)"
 
 # The customer's best score among their next best offers of the latest run, optionally only offers of one item

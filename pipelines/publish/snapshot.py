@@ -217,6 +217,13 @@ def write_json(path: Path, content: dict | list) -> Path:
     return path
 
 
+def snapshot_tables(connection: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """``schema.table`` of every table a (published) database holds: a snapshot of older code, or of data that
+    could not feed a model, may lack some, and its readers say so rather than fail."""
+    rows = connection.execute("select schema_name || '.' || table_name from duckdb_tables()").fetchall()
+    return frozenset(row[0] for row in rows)
+
+
 def current_snapshot(published_dir: Path) -> dict | None:
     """The pointer's content with the snapshot's full ``path``, or None when nothing is published yet."""
     pointer = published_dir / POINTER_FILE

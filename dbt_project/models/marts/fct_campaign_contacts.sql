@@ -53,6 +53,8 @@ windows as (
         case when is_control then 'control' else 'target' end as member_group,
         is_control,
         assigned_at,
+        stratum,
+        targeting_score,
         assigned_date as window_start_date,
         least(
             cast({{ dbt.dateadd('day', attribution_days, 'campaign_end_date') }} as date),
@@ -63,6 +65,23 @@ windows as (
         source_file,
         source_row_number
     from members
+),
+
+-- what the member had bought before joining: fixed before the campaign, so it can segment and rank members
+-- without the campaign moving them
+orders_before_joining as (
+    select
+        windows.campaign_member_id,
+        count(
+            case when orders.order_date >= {{ dbt.dateadd('day', -365, 'windows.window_start_date') }} then 1 end
+        ) as orders_in_year_before_joining,
+        max(orders.order_date) as last_order_date_before_joining
+    from windows
+    inner join orders
+        on
+            windows.customer_id = orders.customer_id
+            and windows.window_start_date > orders.order_date
+    group by windows.campaign_member_id
 ),
 
 window_orders as (
@@ -88,6 +107,10 @@ final as (
         windows.member_group,
         windows.is_control,
         windows.assigned_at,
+        windows.stratum,
+        windows.targeting_score,
+        coalesce(before_joining.orders_in_year_before_joining, 0) as orders_in_year_before_joining,
+        before_joining.last_order_date_before_joining,
         windows.window_start_date,
         windows.window_end_date,
         windows.is_window_closed,
@@ -111,6 +134,8 @@ final as (
     left join member_sends
         on windows.campaign_id = member_sends.campaign_id and windows.contact_id = member_sends.contact_id
     left join window_orders on windows.campaign_member_id = window_orders.campaign_member_id
+    left join orders_before_joining as before_joining
+        on windows.campaign_member_id = before_joining.campaign_member_id
 )
 
 select * from final

@@ -30,6 +30,8 @@ joined as (
         numbered_members.member_group,
         numbered_members.is_control,
         numbered_members.assigned_at,
+        numbered_members.stratum,
+        cast(numbered_members.targeting_score as double) as targeting_score,
         campaigns.end_date as campaign_end_date,
         numbered_members.copy_number,
         campaigns.campaign_id is not null as has_campaign,
@@ -52,6 +54,8 @@ final as (
         is_control,
         assigned_at,
         assigned_date,
+        stratum,
+        targeting_score,
         campaign_end_date,
         copy_number = 1 as is_first_copy,
         case

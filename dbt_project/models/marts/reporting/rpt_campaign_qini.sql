@@ -20,58 +20,16 @@ with contacts as (
     select * from {{ ref('fct_campaign_contacts') }}
 ),
 
-orders as (
-    select * from {{ ref('fct_orders') }}
-),
-
-member_rows as (
-    select * from {{ ref('stg_marketing__campaign_members') }}
-),
-
-numbered_member_rows as (
-    select
-        campaign_member_id,
-        cast(targeting_score as double) as targeting_score,
-        row_number() over (partition by campaign_member_id order by source_file, source_row_number) as copy_number
-    from member_rows
-),
-
-scores as (
-    select
-        campaign_member_id,
-        targeting_score
-    from numbered_member_rows
-    where copy_number = 1
-),
-
-orders_before_joining as (
-    select
-        contacts.campaign_member_id,
-        count(
-            case when orders.order_date >= {{ dbt.dateadd('day', -365, 'contacts.window_start_date') }} then 1 end
-        ) as orders_in_prior_year,
-        max(orders.order_date) as last_order_date
-    from contacts
-    inner join orders
-        on
-            contacts.customer_id = orders.customer_id
-            and contacts.window_start_date > orders.order_date
-    group by contacts.campaign_member_id
-),
-
 members as (
     select
-        contacts.campaign_id,
-        contacts.campaign_member_id,
-        contacts.is_control,
-        contacts.has_converted,
-        scores.targeting_score,
-        coalesce(before_joining.orders_in_prior_year, 0) as orders_in_prior_year,
-        before_joining.last_order_date
+        campaign_id,
+        campaign_member_id,
+        is_control,
+        has_converted,
+        targeting_score,
+        orders_in_year_before_joining as orders_in_prior_year,
+        last_order_date_before_joining as last_order_date
     from contacts
-    left join scores on contacts.campaign_member_id = scores.campaign_member_id
-    left join orders_before_joining as before_joining
-        on contacts.campaign_member_id = before_joining.campaign_member_id
 ),
 
 campaign_sizes as (

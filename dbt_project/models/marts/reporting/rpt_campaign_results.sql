@@ -15,49 +15,22 @@
 {%- set z = 1.959963984540054 %}
 {%- set z_squared = z * z %}
 {%- set small_group = 30 %}
+{#- the totals of a group a channel's row sums over its campaigns -#}
+{%- set totals = [
+    'target_members', 'control_members', 'targets_contacted', 'target_responders', 'target_conversions',
+    'control_conversions', 'target_revenue', 'control_revenue'
+] %}
+
 
 with contacts as (
-    select * from {{ ref('fct_campaign_contacts') }}
+    select
+        *,
+        {{ dbt.datediff('last_order_date_before_joining', 'window_start_date', 'day') }} as days_since_last_order  -- noqa: LT05
+    from {{ ref('fct_campaign_contacts') }}
 ),
 
 campaigns as (
     select * from {{ ref('dim_campaigns') }}
-),
-
-orders as (
-    select * from {{ ref('fct_orders') }}
-),
-
-member_rows as (
-    select * from {{ ref('stg_marketing__campaign_members') }}
-),
-
-numbered_member_rows as (
-    select
-        campaign_member_id,
-        stratum,
-        row_number() over (partition by campaign_member_id order by source_file, source_row_number) as copy_number
-    from member_rows
-),
-
-strata as (
-    select
-        campaign_member_id,
-        stratum
-    from numbered_member_rows
-    where copy_number = 1
-),
-
-last_orders_before_joining as (
-    select
-        contacts.campaign_member_id,
-        min({{ dbt.datediff('orders.order_date', 'contacts.window_start_date', 'day') }}) as days_since_last_order  -- noqa: LT05
-    from contacts
-    inner join orders
-        on
-            contacts.customer_id = orders.customer_id
-            and contacts.window_start_date > orders.order_date
-    group by contacts.campaign_member_id
 ),
 
 members as (
@@ -74,20 +47,17 @@ members as (
         contacts.has_converted,
         cast(contacts.net_revenue_in_window as double) as revenue,
         coalesce(
-            strata.stratum,
+            contacts.stratum,
             case
-                when last_orders.days_since_last_order is null then 'no order before joining'
-                when last_orders.days_since_last_order <= 90 then 'last order 1-90 days before joining'
-                when last_orders.days_since_last_order <= 180 then 'last order 91-180 days before joining'
-                when last_orders.days_since_last_order <= 365 then 'last order 181-365 days before joining'
+                when contacts.last_order_date_before_joining is null then 'no order before joining'
+                when contacts.days_since_last_order <= 90 then 'last order 1-90 days before joining'
+                when contacts.days_since_last_order <= 180 then 'last order 91-180 days before joining'
+                when contacts.days_since_last_order <= 365 then 'last order 181-365 days before joining'
                 else 'last order over 365 days before joining'
             end
         ) as segment
     from campaigns
     inner join contacts on campaigns.campaign_id = contacts.campaign_id
-    left join strata on contacts.campaign_member_id = strata.campaign_member_id
-    left join last_orders_before_joining as last_orders
-        on contacts.campaign_member_id = last_orders.campaign_member_id
 ),
 
 stacked as (
@@ -193,14 +163,9 @@ pooled as (
     select
         results.channel,
         count(*) as campaigns,
-        sum(results.target_members) as target_members,
-        sum(results.control_members) as control_members,
-        sum(results.targets_contacted) as targets_contacted,
-        sum(results.target_responders) as target_responders,
-        sum(results.target_conversions) as target_conversions,
-        sum(results.control_conversions) as control_conversions,
-        sum(results.target_revenue) as target_revenue,
-        sum(results.control_revenue) as control_revenue,
+        {%- for total in totals %}
+            sum(results.{{ total }}) as {{ total }},
+        {%- endfor %}
         sum(results.target_members * results.conversion_lift) as incremental_conversions,
         -- each campaign's Newcombe interval, combined as for any sum of independent estimates (MOVER, Zou and
         -- Donner 2008; Newcombe's interval is that method applied to two Wilson intervals)
@@ -241,14 +206,9 @@ channel_results as (
         channel_campaigns.campaigns_run,
         channel_campaigns.attribution_end_date,
         coalesce(pooled.campaigns, 0) as campaigns,
-        coalesce(pooled.target_members, 0) as target_members,
-        coalesce(pooled.control_members, 0) as control_members,
-        coalesce(pooled.targets_contacted, 0) as targets_contacted,
-        coalesce(pooled.target_responders, 0) as target_responders,
-        coalesce(pooled.target_conversions, 0) as target_conversions,
-        coalesce(pooled.control_conversions, 0) as control_conversions,
-        coalesce(pooled.target_revenue, 0) as target_revenue,
-        coalesce(pooled.control_revenue, 0) as control_revenue,
+        {%- for total in totals %}
+            coalesce(pooled.{{ total }}, 0) as {{ total }},
+        {%- endfor %}
         cast(pooled.target_conversions as double) / nullif(pooled.target_members, 0) as target_conversion_rate,
         pooled.target_revenue / nullif(pooled.target_members, 0) as target_revenue_per_member,
         pooled.incremental_conversions / nullif(pooled.target_members, 0) as conversion_lift,
@@ -269,14 +229,9 @@ campaign_rows as (
         results.breakdown,
         results.breakdown_value,
         results.campaigns,
-        results.target_members,
-        results.control_members,
-        results.targets_contacted,
-        results.target_responders,
-        results.target_conversions,
-        results.control_conversions,
-        results.target_revenue,
-        results.control_revenue,
+        {%- for total in totals %}
+            results.{{ total }},
+        {%- endfor %}
         results.target_conversion_rate,
         results.control_conversion_rate,
         results.target_revenue_per_member,
@@ -310,14 +265,9 @@ channel_rows as (
         'channel' as breakdown,
         channel as breakdown_value,
         campaigns,
-        target_members,
-        control_members,
-        targets_contacted,
-        target_responders,
-        target_conversions,
-        control_conversions,
-        target_revenue,
-        control_revenue,
+        {%- for total in totals %}
+            {{ total }},
+        {%- endfor %}
         target_conversion_rate,
         -- what the targets would have converted at without the campaign: their rate minus the pooled lift
         target_conversion_rate - conversion_lift as control_conversion_rate,
