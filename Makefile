@@ -43,8 +43,8 @@ ui: install ## Start the Dagster webserver and daemon (schedules and sensors run
 dashboard: install ## Start the Streamlit dashboards on the last published snapshot
 	$(BIN)/crm dashboard
 
-bench: install ## Time and memory of the night at scale, and each dashboard page's render time (BENCH_CUSTOMERS=1000000, BENCH_SALES_SHAPE=tables|invoice-lines)
-	$(BIN)/python tests/benchmarks/run.py --customers $${BENCH_CUSTOMERS:-1000000} --sales-shape $${BENCH_SALES_SHAPE:-tables}
+bench: install ## Time, CPU and memory of the night stage by stage at each size, CLV routes, incremental night, pages: docs/benchmarks.md (BENCH_CUSTOMERS="100000 1000000", BENCH_SALES_SHAPE=tables|invoice-lines)
+	$(BIN)/crm bench --customers "$${BENCH_CUSTOMERS:-100000 1000000}" --sales-shape $${BENCH_SALES_SHAPE:-tables}
 
 lint: install ## ruff (Python) and sqlfluff (dbt SQL)
 	$(BIN)/ruff check .

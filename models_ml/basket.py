@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-import duckdb
 import polars as pl
 
+from models_ml import engine
 from models_ml.protocol import ModelOutput, Verdict
 from models_ml.validation import validate_columns
 
@@ -180,7 +180,7 @@ def association_rules(
     if min_lift < 0:
         raise ValueError(f"association_rules: min_lift must be at least 0, got {min_lift}")
     lines = baskets.select("basket_id", pl.col("item").cast(pl.String), pl.col("item_name").cast(pl.String))
-    connection = duckdb.connect()
+    connection = engine.connect()
     try:
         connection.register("basket_lines", lines.to_arrow())
         parameters = {

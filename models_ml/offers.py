@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-import duckdb
 import polars as pl
 
+from models_ml import engine
 from models_ml.basket import association_rules
 from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, Verdict, compare, refusing
 from models_ml.validation import InsufficientDataError, validate_columns
@@ -67,9 +67,9 @@ SIMILAR_SCHEMA = {
 # The offers are made in steps, each a table of the in-memory connection (plain SQL: create table as, joins, group
 # by, window functions): what each customer bought, what each may not be offered (bought or returned), the items'
 # popularity, the evidence for every other item (a view: customers x items bought x neighbours rows are streamed,
-# never stored), the best offer_count scored items per customer, then each one's reason and, for customers with
-# fewer candidates than offers, the most bought items as filler. Scoring by group by and looking for reasons among
-# the kept offers only keeps the window functions off the millions of evidence rows.
+# never stored), the best offer_count scored items per customer with each one's reason, found in the same one pass
+# over the evidence (arg_min), then, for customers with fewer candidates than offers, the most bought items as
+# filler. Scoring by group by keeps the window functions off the millions of evidence rows.
 OWNED_SQL = """
 create table owned as
 select distinct customer_id, item
@@ -131,7 +131,15 @@ where not exists (
 MODEL_OFFERS_SQL = """
 create table model_offers as
 with scored as (
-    select customer_id, item, sum(strength) as score
+    select
+        customer_id,
+        item,
+        sum(strength) as score,
+        -- the evidence that speaks for the offer: a rule before a similarity, then the strongest, then by name
+        arg_min(
+            struct_pack(source := source, because := because, lift := lift, share := share),
+            struct_pack(kind := case when source = 'rule' then 0 else 1 end, weakness := -strength, because := because)
+        ) as reason
     from evidence
     group by customer_id, item
 ),
@@ -141,6 +149,7 @@ ranked as (
         scored.customer_id,
         scored.item,
         scored.score,
+        scored.reason,
         row_number() over (
             partition by scored.customer_id
             order by scored.score desc, popularity.popularity_rank nulls last, scored.item
@@ -149,30 +158,20 @@ ranked as (
     left join popularity on scored.item = popularity.item
 )
 
-select customer_id, item, score
+select
+    customer_id,
+    item,
+    score,
+    reason.source as source,
+    reason.because as because,
+    reason.lift as lift,
+    reason.share as share
 from ranked
 where model_rank <= $offer_count
 """
 
 OFFERS_SQL = """
-with reasons as (
-    select
-        evidence.customer_id,
-        evidence.item,
-        evidence.source,
-        evidence.because,
-        evidence.lift,
-        evidence.share,
-        row_number() over (
-            partition by evidence.customer_id, evidence.item
-            order by case when evidence.source = 'rule' then 0 else 1 end, evidence.strength desc, evidence.because
-        ) as evidence_rank
-    from evidence
-    inner join model_offers
-        on evidence.customer_id = model_offers.customer_id and evidence.item = model_offers.item
-),
-
-customers as (
+with customers as (
     select
         excluded.customer_id,
         count(*) + $offer_count as filler_limit
@@ -214,17 +213,14 @@ filler as (
 
 candidates as (
     select
-        model_offers.customer_id,
-        model_offers.item,
-        model_offers.score,
-        reasons.source,
-        reasons.because,
-        reasons.lift,
-        reasons.share
+        customer_id,
+        item,
+        score,
+        source,
+        because,
+        lift,
+        share
     from model_offers
-    inner join reasons
-        on model_offers.customer_id = reasons.customer_id and model_offers.item = reasons.item
-    where reasons.evidence_rank = 1
     union all
     select * from filler
 ),
@@ -364,7 +360,7 @@ def _offers(
     if offer_count < 1:
         raise ValueError(f"rank_offers: offer_count must be at least 1, got {offer_count}")
     text = {"customer_id": pl.String, "item": pl.String}
-    connection = duckdb.connect()
+    connection = engine.connect()
     try:
         connection.register("history", history.select("customer_id", "item", "item_name").cast(text).to_arrow())
         connection.register("returned", returned.select("customer_id", "item").cast(text).to_arrow())

@@ -453,6 +453,48 @@ def evaluate(truth_dir: Path | None, as_json: bool) -> None:
     )
 
 
+def _sizes(_ctx, _param, values: tuple[str, ...]) -> tuple[int, ...]:
+    """Every --customers value, each one size or several separated by spaces or commas ("100000 1000000")."""
+    try:
+        sizes = tuple(int(size) for value in values for size in value.replace(",", " ").split())
+    except ValueError as error:
+        raise click.BadParameter(f"{' '.join(values)!r}: sizes are whole numbers of customers") from error
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("give at least one size of 1 customer or more")
+    return sizes
+
+
+@main.command()
+@click.option(
+    "--customers", multiple=True, required=True, callback=_sizes,
+    help="Customers to simulate; repeat (or list them: \"100000 1000000\") for several sizes.",
+)  # fmt: skip
+@click.option("--as-of", "as_of", callback=_date, default="2026-06-30", show_default=True, help="Cutoff date.")
+@click.option("--sales-shape", type=click.Choice(["tables", "invoice-lines"]), default="tables", show_default=True)
+@click.option("--keep", is_flag=True, help="Keep each size's exports, warehouse and snapshots.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="[a temporary folder]")
+@click.option("--skip-pages", is_flag=True, help="Do not time the dashboard pages.")
+@click.option("--skip-incremental", is_flag=True, help="Do not time the incremental night.")
+def bench(
+    customers: tuple[int, ...],
+    as_of: date,
+    sales_shape: str,
+    keep: bool,
+    workdir: Path | None,
+    skip_pages: bool,
+    skip_incremental: bool,
+) -> None:
+    """Time the generator, DuckDB alone and the night (stage by stage) at each size, the CLV fit beside the
+    lifetimes route, and at the largest size the incremental night and the dashboard pages (docs/benchmarks.md)."""
+    from pipelines.bench import BenchOptions, run_bench
+
+    options = BenchOptions(customers, as_of, sales_shape, keep, workdir, skip_pages, skip_incremental)
+    try:
+        sys.exit(run_bench(options, echo=click.echo))
+    except FileExistsError as error:
+        raise click.ClickException(str(error)) from error
+
+
 @main.command()
 def ui() -> None:
     """Start the Dagster webserver and daemon: schedules and sensors run while it is up."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from models_ml import engine
 from pipelines.ingest.assets import build_ingest_asset, feeding_contracts
 from pipelines.ingest.contracts import BUILT_IN_DIR, load_contracts
 from pipelines.ingest.sensors import build_landing_sensor
@@ -14,13 +15,15 @@ from pipelines.publish.assets import build_publish_asset
 from pipelines.publish.schedules import build_nightly_schedule
 from pipelines.resources import Warehouse
 from pipelines.runs import NIGHTLY_JOB
-from pipelines.settings import Settings, load_settings
+from pipelines.settings import Settings, engine_config, load_settings
 from pipelines.transform.assets import build_dbt_assets
 from pipelines.transform.project import dbt_resource, prepare_manifest
 
 
 def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
     prepare_manifest()
+    # the model steps' in-memory engines get the run's memory and threads, as the warehouse and dbt do
+    engine.configure(**engine_config(settings))
     contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
     fed_by = feeding_contracts(contracts)
     ingest = [build_ingest_asset(contract, fed_by[contract.name], settings) for contract in contracts]

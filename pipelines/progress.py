@@ -36,7 +36,8 @@ class ProgressHandler(logging.Handler):
 
     def _say(self, text: str) -> None:
         elapsed = time.monotonic() - self.started
-        print(f"[{int(elapsed // 60):02d}:{elapsed % 60:04.1f}] {text}", file=self.stream, flush=True)
+        tenths = round(elapsed * 10)  # rounded once, so 59.96 s reads 01:00.0, not 00:60.0
+        print(f"[{tenths // 600:02d}:{tenths % 600 / 10:04.1f}] {text}", file=self.stream, flush=True)
 
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "dagster_event", None)

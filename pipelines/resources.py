@@ -12,7 +12,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from pipelines import sql
 from pipelines.publish.snapshot import POINTER_FILE
+from pipelines.settings import engine_config
 
 AS_OF_TAG = "crm/as_of"
 
@@ -80,6 +82,10 @@ class Warehouse(dg.ConfigurableResource):
     # How long to wait for another process (a reader that opened the working file, a run still finishing)
     # to let go of the warehouse before the step fails.
     lock_wait_seconds: int = 300
+    # The engine's memory_limit and threads (settings engine_memory_limit and engine_threads, resolved by
+    # pipelines.settings.engine_config); empty and 0 leave DuckDB's own defaults (80% of memory, every core).
+    memory_limit: str = ""
+    threads: int = 0
 
     @classmethod
     def from_settings(cls, settings) -> Warehouse:
@@ -91,6 +97,7 @@ class Warehouse(dg.ConfigurableResource):
             keep_snapshots=settings.keep_snapshots,
             timezone=settings.timezone,
             lock_wait_seconds=settings.warehouse_lock_wait_seconds,
+            **engine_config(settings),
         )
 
     def open(self, read_only: bool = False, on_wait: Callable[[str], None] | None = None) -> duckdb.DuckDBPyConnection:
@@ -135,6 +142,10 @@ class Warehouse(dg.ConfigurableResource):
         try:
             # Timestamps are stored as UTC wall time; no conversion by the session's zone.
             connection.execute("set TimeZone = 'UTC'")
+            if self.memory_limit:
+                connection.execute(f"set memory_limit = {sql.string(self.memory_limit)}")
+            if self.threads:
+                connection.execute(f"set threads = {int(self.threads)}")
             yield connection
         finally:
             connection.close()

@@ -63,6 +63,8 @@ class Settings:
     offer_count: int
     offer_holdout_days: int
     warehouse_lock_wait_seconds: int
+    engine_memory_limit: str
+    engine_threads: int
     publish_guard_factor: float
     outlier_factor: float
     outlier_date_span_years: int
@@ -195,6 +197,9 @@ def _matches(pattern: str, what: str) -> Callable[[object], str | None]:
 
 # Settings not listed here are checked by their type alone: whole numbers are never negative, numbers finite.
 _RULES: dict[str, Callable[[object], str | None]] = {
+    "engine_memory_limit": _matches(
+        r"auto|\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", "auto, or a size such as 4GiB, 3.5GB or 512MiB"
+    ),
     "currency": _matches(r"[A-Z]{3}", "an ISO 4217 currency code: three capital letters such as EUR or USD"),
     "default_country": _matches(r"[A-Z]{2}", "an ISO 3166-1 alpha-2 country code: two capital letters such as ES"),
     "display_locale": lambda value: _locale_problem(str(value)),
@@ -278,3 +283,19 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"settings missing from {DEFAULTS_FILE}: {', '.join(missing)}")
     _check_together(values, origins)
     return Settings(**values)
+
+
+# "auto" gives the engine a sixth of the machine's memory: 4 GiB of 24. The engine's limit covers its buffers
+# (tables, hash tables, sorts), which spill to disk beyond it; the night's Python steps and the engine's own
+# bookkeeping come on top, so the whole run stays well inside the machine.
+AUTO_MEMORY_SHARE = 6
+
+
+def engine_config(settings: Settings) -> dict[str, object]:
+    """DuckDB's ``memory_limit`` and ``threads`` for every connection a run opens (warehouse, dbt, in-memory
+    model steps), from the ``engine_memory_limit`` and ``engine_threads`` settings with "auto" and 0 resolved."""
+    memory = settings.engine_memory_limit.replace(" ", "")
+    if memory == "auto":
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        memory = f"{max(total // AUTO_MEMORY_SHARE, 2**30) // 2**20}MiB"
+    return {"memory_limit": memory, "threads": settings.engine_threads or os.cpu_count() or 1}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.bench.worlds import world_environ
+
 SMALL_CUSTOMERS = 1500
 SEED = 7
 AS_OF = date(2026, 6, 30)
@@ -22,15 +24,6 @@ class World:
     truth: Path
     rows: dict[str, int]
     environ: dict[str, str]
-
-
-def world_environ(root: Path) -> dict[str, str]:
-    return {
-        "CRM_LANDING_DIR": str(root / "landing"),
-        "CRM_WAREHOUSE_PATH": str(root / "warehouse" / "crm.duckdb"),
-        "CRM_PUBLISHED_DIR": str(root / "published"),
-        "CRM_DAGSTER_HOME": str(root / "dagster"),
-    }
 
 
 @pytest.fixture(scope="session")

@@ -130,6 +130,8 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
             # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
             os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
+            os.environ["CRM_DBT_MEMORY_LIMIT"] = warehouse.memory_limit or "80%"
+            os.environ["CRM_DBT_THREADS"] = str(warehouse.threads or os.cpu_count() or 1)
             warehouse.wait_until_free(on_wait=context.log.warning)
             args = dbt_build_args(settings, as_of_date(context, settings.today()))
             invocation = dbt.cli(args, context=context, raise_on_error=False)

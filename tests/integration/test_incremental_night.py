@@ -1,16 +1,15 @@
 """An incremental night: one new day of exports on top of the history loads only the new files, and what it
 builds equals a full rebuild on every file at once (the session's ``pipeline_run``)."""
 
-import csv
 import json
 import math
 import shutil
 from datetime import timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
 
+from pipelines.bench.worlds import split_off_day
 from pipelines.sql import identifier, qualified, string
 from tests.conftest import AS_OF, run_nightly, world_environ
 
@@ -28,29 +27,6 @@ BETWEEN_RUNS = {
 # ... and in these tables, the columns that compare with the night before (the KPIs' current values must agree)
 BETWEEN_RUNS_COLUMNS = {("marts", "rpt_loyalty_kpis"): ("previous_value", "comparison")}
 LINEAGE = ("source_file", "source_row_number", "_file", "_row_number", "_run_id", "run_id", "model_run_id")
-
-
-def split_off_day(landing: Path, day: str) -> int:
-    """Move the orders of ``day`` and their lines out of the ERP exports into files of their own; return them."""
-    erp = landing / "erp"
-    with (erp / "orders.csv").open(encoding="utf-8", newline="") as handle:
-        header, *orders = list(csv.reader(handle, delimiter=";"))
-    ordered_at = header.index("ordered_at")
-    new = [row for row in orders if row[ordered_at].startswith(day)]
-    new_numbers = {row[0] for row in new}
-    with (erp / "order_lines.csv").open(encoding="utf-8", newline="") as handle:
-        line_header, *lines = list(csv.reader(handle, delimiter=";"))
-    for name, head, rows, moved in (
-        ("orders", header, orders, new),
-        ("order_lines", line_header, lines, [row for row in lines if row[0] in new_numbers]),
-    ):
-        kept = [row for row in rows if row[0] not in new_numbers]
-        for target, content in ((erp / f"{name}.csv", kept), (erp / f"{name}_{day}.csv", moved)):
-            with target.open("w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle, delimiter=";", lineterminator="\n")
-                writer.writerow(head)
-                writer.writerows(content)
-    return len(new)
 
 
 def _same(left: object, right: object) -> bool:

@@ -69,6 +69,28 @@ def test_a_customers_reasons_name_what_raises_their_risk():
     assert scored.filter(pl.col("customer_id") == "B")["risk_band"][0] == "high"
 
 
+def test_occluding_only_the_trees_that_split_on_a_feature_gives_predict_probas_very_numbers(monkeypatch):
+    from models_ml import churn
+
+    train = _customers(6000, 5).with_columns(
+        missing_often=pl.when(pl.col("orders_365d") > 2).then(pl.col("orders_365d"))
+    )
+    features = [*FEATURES, "missing_often"]
+    model = train_churn_model(train, features, seed=0)
+    scored = _customers(2500, 6).with_columns(missing_often=pl.lit(None, dtype=pl.Float64))
+    matrix = scored.select(pl.col(feature).cast(pl.Float64) for feature in features).to_numpy()
+    probability = model.predict(scored)
+    expected = np.empty((matrix.shape[0], len(features)))
+    for index, feature in enumerate(features):  # every tree predicts every occluded row: what the shortcut avoids
+        occluded = matrix.copy()
+        occluded[:, index] = model.typical[feature]
+        expected[:, index] = probability - model.estimator.predict_proba(occluded)[:, 1]
+    monkeypatch.setattr(churn, "_OCCLUSION_ROWS", 1000)  # three chunks, the last one short
+    raises = churn._occlusion_raises(model, matrix, probability, list(range(len(features))))
+    assert np.array_equal(raises, expected)
+    assert (np.abs(raises) > 0.01).any(axis=0)[:2].all(), "the two causes move the probability"
+
+
 def test_reasons_are_sought_only_among_the_candidate_features():
     train = _customers(6000, 3)
     model = train_churn_model(train, FEATURES, seed=0)

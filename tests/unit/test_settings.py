@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -121,3 +122,27 @@ def test_tier_thresholds_must_rise_and_the_error_names_both_origins(tmp_path: Pa
         load_settings({"CRM_TIER_GOLD_MIN_SPEND": "100"})
     assert "'tier_silver_min_spend' from " + str(PROJECT_ROOT / "pipelines" / "settings.yaml") in str(error.value)
     assert load_settings({"CRM_TIER_GOLD_MIN_SPEND": "250"}).tier_gold_min_spend == 250
+
+
+def test_the_engine_gets_a_sixth_of_the_memory_by_default_and_what_a_setting_says_otherwise(tmp_path: Path):
+    from pipelines.resources import Warehouse
+    from pipelines.settings import engine_config
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    auto = engine_config(load_settings({}))
+    assert auto == {"memory_limit": f"{max(total // 6, 2**30) // 2**20}MiB", "threads": os.cpu_count()}
+    engine = {"CRM_ENGINE_MEMORY_LIMIT": "1.5GiB", "CRM_ENGINE_THREADS": "1"}
+    settings = load_settings({**engine, "CRM_WAREHOUSE_PATH": str(tmp_path / "w.duckdb")})
+    assert engine_config(settings) == {"memory_limit": "1.5GiB", "threads": 1}
+    # every connection the night opens to the warehouse runs under them
+    with Warehouse.from_settings(settings).connect() as connection:
+        limit, threads = connection.execute(
+            "select current_setting('memory_limit'), current_setting('threads')"
+        ).fetchone()
+    assert (limit, threads) == ("1.5 GiB", 1)
+
+
+@pytest.mark.parametrize("value", ["lots", "4", "-1GiB", "4 GiB; drop table x"])
+def test_an_engine_memory_limit_that_is_not_a_size_is_refused(value: str):
+    with pytest.raises(SettingsError, match="engine_memory_limit.*auto, or a size such as 4GiB"):
+        load_settings({"CRM_ENGINE_MEMORY_LIMIT": value})

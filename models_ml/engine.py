@@ -1,0 +1,22 @@
+"""The in-memory DuckDB that model steps count with (basket rules, offers), under the run's memory and threads.
+
+The pipeline calls :func:`configure` once with the ``engine_memory_limit`` and ``engine_threads`` settings
+(pipelines.settings.engine_config); without it a connection has DuckDB's own defaults, as in a notebook.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+_CONFIG: dict[str, object] = {}
+
+
+def configure(memory_limit: str | None = None, threads: int | None = None) -> None:
+    """Every later :func:`connect` gets this memory limit (a DuckDB size such as "4GiB") and thread count."""
+    _CONFIG.clear()
+    _CONFIG.update({name: value for name, value in (("memory_limit", memory_limit), ("threads", threads)) if value})
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory database with the configured limits."""
+    return duckdb.connect(config=dict(_CONFIG))
