@@ -11,10 +11,12 @@ import duckdb
 _CONFIG: dict[str, object] = {}
 
 
-def configure(memory_limit: str | None = None, threads: int | None = None) -> None:
-    """Every later :func:`connect` gets this memory limit (a DuckDB size such as "4GiB") and thread count."""
+def configure(memory_limit: str | None = None, threads: int | None = None, temp_directory: str | None = None) -> None:
+    """Every later :func:`connect` gets this memory limit (a DuckDB size such as "4GiB"), thread count and folder
+    to spill to beyond the limit (DuckDB's default is ".tmp" in the current folder, wherever that is)."""
+    settings = {"memory_limit": memory_limit, "threads": threads, "temp_directory": temp_directory}
     _CONFIG.clear()
-    _CONFIG.update({name: value for name, value in (("memory_limit", memory_limit), ("threads", threads)) if value})
+    _CONFIG.update({name: value for name, value in settings.items() if value})
 
 
 def connect() -> duckdb.DuckDBPyConnection:

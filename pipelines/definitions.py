@@ -23,7 +23,7 @@ from pipelines.transform.project import dbt_resource, prepare_manifest
 def build_definitions(settings: Settings, loggers: dict[str, dg.LoggerDefinition] | None = None) -> dg.Definitions:
     prepare_manifest()
     # the model steps' in-memory engines get the run's memory and threads, as the warehouse and dbt do
-    engine.configure(**engine_config(settings))
+    engine.configure(**engine_config(settings), temp_directory=str(settings.warehouse_path.parent / "models.tmp"))
     contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)
     fed_by = feeding_contracts(contracts)
     ingest = [build_ingest_asset(contract, fed_by[contract.name], settings) for contract in contracts]
