@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.ingest.contracts import load_contracts
-from pipelines.ingest.loader import sql_string
+from pipelines.sql import identifier, literal, string
 
 
 def duckdb_alone(landing: Path, database: Path) -> tuple[float, int]:
@@ -27,16 +27,17 @@ def duckdb_alone(landing: Path, database: Path) -> tuple[float, int]:
     with duckdb.connect(str(database)) as connection:
         for contract in load_contracts():
             for index, file in enumerate(contract.matching_files(landing)):
+                table = identifier(f"{contract.name}_{index}")
                 if contract.format == "parquet":
-                    reader = f"read_parquet({sql_string(str(file))})"
+                    reader = f"read_parquet({string(str(file))})"
                 else:
                     dialect = contract.dialect
                     reader = (
-                        f"read_csv({sql_string(str(file))}, delim = {sql_string(dialect.delimiter)}, "
-                        f"header = {str(dialect.header).lower()}, "
-                        f"decimal_separator = {sql_string(dialect.decimal_separator)})"
+                        f"read_csv({string(str(file))}, delim = {string(dialect.delimiter)}, "
+                        f"header = {literal(dialect.header)}, "
+                        f"decimal_separator = {string(dialect.decimal_separator)})"
                     )
-                connection.execute(f"create table {contract.name}_{index} as select * from {reader}")
+                connection.execute(f"create table {table} as select * from {reader}")
                 files += 1
     return time.perf_counter() - started, files
 
