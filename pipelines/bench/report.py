@@ -329,12 +329,19 @@ def _clv_tables(report: dict) -> list[str]:
     return lines
 
 
+def _absent(section: dict | None) -> list[str] | None:
+    """What a section says when it has no figures: not measured, or skipped and why."""
+    if not section:
+        return ["Not measured."]
+    if section.get("skipped"):
+        return [f"Skipped: {section['skipped']}"]
+    return None
+
+
 def _incremental_lines(report: dict) -> list[str]:
     incremental = report.get("incremental")
-    if not incremental:
-        return ["Not measured."]
-    if incremental.get("skipped"):
-        return [f"Skipped: {incremental['skipped']}"]
+    if (absent := _absent(incremental)) is not None:
+        return absent
     night, history = incremental.get("night") or {}, incremental.get("history_night") or {}
     full = _figure(_size(report, incremental["customers"]), "night", "wall_seconds")
     lines = [
@@ -356,10 +363,8 @@ def _incremental_lines(report: dict) -> list[str]:
 
 def _pages_lines(report: dict) -> list[str]:
     pages = report.get("pages")
-    if not pages:
-        return ["Not measured."]
-    if pages.get("skipped"):
-        return [f"Skipped: {pages['skipped']}"]
+    if (absent := _absent(pages)) is not None:
+        return absent
     lines = [
         f"On the snapshot of {pages['customers']:,} customers, seconds:",
         "",

@@ -99,6 +99,11 @@ class Bench:
     echo: Callable[[str], None]
     failures: list[str] = field(default_factory=list)
 
+    @staticmethod
+    def environ(root: Path) -> dict[str, str]:
+        """This process's environment with every setting a night reads and writes pointed at the world ``root``."""
+        return {**os.environ, **world_environ(root)}
+
     def log_stem(self, label: str, name: str) -> Path:
         return self.logs / f"{label.replace(',', '')}-{name}".replace(" ", "-")
 
@@ -124,9 +129,7 @@ class Bench:
 
     def night(self, label: str, name: str, as_of: date, root: Path) -> dict:
         """A `crm run` as of ``as_of`` in the world at ``root``, and its stages."""
-        measured = self.measure(
-            label, name, [CRM, "run", "--as-of", as_of.isoformat()], {**os.environ, **world_environ(root)}
-        )
+        measured = self.measure(label, name, [CRM, "run", "--as-of", as_of.isoformat()], self.environ(root))
         try:
             stages = night_stages(measured, root / "dagster")
         except Exception as error:  # the night is measured: a failure to split it must not lose the rest
@@ -137,7 +140,7 @@ class Bench:
     def size(self, customers: int) -> dict:
         options, label = self.options, f"{customers:,}"
         root = self.workdir / str(customers)
-        environ = {**os.environ, **world_environ(root)}
+        environ = self.environ(root)
         self.echo(f"{label} customers in {root}")
         result: dict = {"customers": customers}
         command = [CRM, "demo-data", "--customers", str(customers), "--as-of", options.as_of.isoformat()]
@@ -165,7 +168,7 @@ class Bench:
         root = self.workdir / str(customers)
         self.echo(f"  {customers:,}: dashboard pages ...")
         done = subprocess.run(
-            [PYTHON, "-m", "pipelines.bench.pages"], env={**os.environ, **world_environ(root)}, capture_output=True,
+            [PYTHON, "-m", "pipelines.bench.pages"], env=self.environ(root), capture_output=True,
             text=True,
             cwd=PROJECT_ROOT,
         )  # fmt: skip
