@@ -24,7 +24,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from models_ml import engine
+from models_ml import engine, offer_scoring
 from models_ml.basket import association_rules
 from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, Verdict, compare, refusing
 from models_ml.validation import InsufficientDataError, validate_columns
@@ -66,10 +66,10 @@ SIMILAR_SCHEMA = {
 
 # The offers are made in steps, each a table of the in-memory connection (plain SQL: create table as, joins, group
 # by, window functions): what each customer bought, what each may not be offered (bought or returned), the items'
-# popularity, the evidence for every other item (a view: customers x items bought x neighbours rows are streamed,
-# never stored), the best offer_count scored items per customer with each one's reason, found in the same one pass
-# over the evidence (arg_min), then, for customers with fewer candidates than offers, the most bought items as
-# filler. Scoring by group by keeps the window functions off the millions of evidence rows.
+# popularity and the evidence edges (bought item -> offered item: a rule or a similar item). Customers and items are
+# then numbered (items in the order that breaks ties between equal scores), and the scores, each customer's best
+# offer_count and the reason of each are counted as sparse matrix products (models_ml.offer_scoring). Customers with
+# fewer candidates than offers get the most bought items as filler.
 OWNED_SQL = """
 create table owned as
 select distinct customer_id, item
@@ -94,80 +94,97 @@ from owned
 group by item
 """
 
-EVIDENCE_SQL = """
-create view evidence as
-with candidates as (
+EDGES_SQL = """
+create table edges as
+with edges as (
     select
-        owned.customer_id,
-        rules.consequent as item,
+        antecedent as item,
+        consequent as offered,
         'rule' as source,
-        owned.item as because,
-        rules.confidence as strength,
-        rules.lift,
-        rules.confidence as share
-    from owned
-    inner join rules on owned.item = rules.antecedent
+        confidence as strength,
+        lift,
+        confidence as share
+    from rules
     union all
     select
-        owned.customer_id,
-        item_neighbours.neighbour as item,
+        item,
+        neighbour as offered,
         'similarity' as source,
-        owned.item as because,
-        item_neighbours.cosine as strength,
-        item_neighbours.lift,
-        item_neighbours.share
-    from owned
-    inner join item_neighbours on owned.item = item_neighbours.item
+        cosine as strength,
+        lift,
+        share
+    from item_neighbours
 )
 
-select candidates.*
-from candidates
-where not exists (
-    select 1 from excluded
-    where excluded.customer_id = candidates.customer_id and excluded.item = candidates.item
+select
+    *,
+    row_number() over (order by source, item, offered) - 1 as edge_number
+from edges
+where item is not null and offered is not null
+"""
+
+# Items numbered in tie order (the more bought first, then by key); key_order is the rank of the key itself.
+ITEM_NUMBERS_SQL = """
+create table item_numbers as
+with items as (
+    select item from excluded
+    union
+    select item from edges
+    union
+    select offered from edges
 )
+
+select
+    items.item,
+    row_number() over (order by popularity.popularity_rank nulls last, items.item) - 1 as item_number,
+    row_number() over (order by items.item) as key_order
+from items
+left join popularity on items.item = popularity.item
+"""
+
+CUSTOMER_NUMBERS_SQL = """
+create table customer_numbers as
+select
+    customer_id,
+    row_number() over (order by customer_id) - 1 as customer_number
+from (select distinct customer_id from owned)
+"""
+STEPS = (OWNED_SQL, EXCLUDED_SQL, POPULARITY_SQL, EDGES_SQL, ITEM_NUMBERS_SQL, CUSTOMER_NUMBERS_SQL)
+
+# What each customer who bought may not be offered (bought or returned), by number; owned is the same from owned.
+NUMBERED_PAIRS_SQL = """
+select customer_numbers.customer_number, item_numbers.item_number
+from {pairs} as pairs
+inner join customer_numbers on pairs.customer_id = customer_numbers.customer_id
+inner join item_numbers on pairs.item = item_numbers.item
+"""
+
+NUMBERED_EDGES_SQL = """
+select
+    items.item_number as item,
+    offered.item_number as offered,
+    case when edges.source = 'rule' then 0 else 1 end as source,
+    coalesce(edges.strength, 0) as strength
+from edges
+inner join item_numbers as items on edges.item = items.item
+inner join item_numbers as offered on edges.offered = offered.item
+order by edges.edge_number
 """
 
 MODEL_OFFERS_SQL = """
 create table model_offers as
-with scored as (
-    select
-        customer_id,
-        item,
-        sum(strength) as score,
-        -- the evidence that speaks for the offer: a rule before a similarity, then the strongest, then by name
-        arg_min(
-            struct_pack(source := source, because := because, lift := lift, share := share),
-            struct_pack(kind := case when source = 'rule' then 0 else 1 end, weakness := -strength, because := because)
-        ) as reason
-    from evidence
-    group by customer_id, item
-),
-
-ranked as (
-    select
-        scored.customer_id,
-        scored.item,
-        scored.score,
-        scored.reason,
-        row_number() over (
-            partition by scored.customer_id
-            order by scored.score desc, popularity.popularity_rank nulls last, scored.item
-        ) as model_rank
-    from scored
-    left join popularity on scored.item = popularity.item
-)
-
 select
-    customer_id,
-    item,
-    score,
-    reason.source as source,
-    reason.because as because,
-    reason.lift as lift,
-    reason.share as share
-from ranked
-where model_rank <= $offer_count
+    customer_numbers.customer_id,
+    item_numbers.item,
+    scored.score,
+    edges.source,
+    edges.item as because,
+    edges.lift,
+    edges.share
+from scored
+inner join customer_numbers on scored.customer = customer_numbers.customer_number
+inner join item_numbers on scored.item = item_numbers.item_number
+inner join edges on scored.edge = edges.edge_number
 """
 
 OFFERS_SQL = """
@@ -257,7 +274,21 @@ left join names as because_names on ranked.because = because_names.item
 where ranked.offer_rank <= $offer_count
 order by ranked.customer_id, ranked.offer_rank
 """
-STEPS = (OWNED_SQL, EXCLUDED_SQL, POPULARITY_SQL, EVIDENCE_SQL)
+
+SCORED_SCHEMA = {"customer": pl.Int64, "item": pl.Int64, "score": pl.Float64, "edge": pl.Int64}
+
+# No rules and no similar items: the popularity baseline's evidence.
+_NO_EVIDENCE = (
+    pl.DataFrame(
+        schema={"antecedent": pl.String, "consequent": pl.String, "confidence": pl.Float64, "lift": pl.Float64}
+    ),
+    pl.DataFrame(schema=SIMILAR_SCHEMA),
+)
+
+
+def _numbered_pairs(connection, pairs: str) -> tuple:
+    numbered = connection.execute(NUMBERED_PAIRS_SQL.format(pairs=pairs)).fetchnumpy()
+    return numbered["customer_number"], numbered["item_number"]
 
 
 def similar_items(purchases: pl.DataFrame, *, min_support: float, neighbours: int = NEIGHBOURS) -> pl.DataFrame:
@@ -338,9 +369,7 @@ def rank_offers(
 def popularity_offers(history: pl.DataFrame, returned: pl.DataFrame, *, offer_count: int) -> pl.DataFrame:
     """The baseline: each customer's ``offer_count`` most-bought items (by customers) they have not bought or
     returned; score = the share of customers who bought the item."""
-    no_rules = pl.DataFrame(schema={"antecedent": pl.String, "consequent": pl.String, "confidence": pl.Float64,
-                                    "lift": pl.Float64})  # fmt: skip
-    return _offers(history, returned, no_rules, pl.DataFrame(schema=SIMILAR_SCHEMA), offer_count, scored=False)
+    return _offers(history, returned, *_NO_EVIDENCE, offer_count, scored=False)
 
 
 def _offers(
@@ -350,9 +379,11 @@ def _offers(
     similar: pl.DataFrame,
     offer_count: int,
     scored: bool = True,
+    in_words: bool = True,
 ) -> pl.DataFrame:
     """The offers of :func:`rank_offers`; with ``scored`` False (popularity), an offer's score is the share of
-    customers who bought the item instead of 0."""
+    customers who bought the item instead of 0. With ``in_words`` False, only ``customer_id``, ``offer_rank`` and
+    ``item_id``: what the holdout check counts (at a million customers the reasons in words are a gigabyte)."""
     validate_columns(history, ["customer_id", "item", "item_name"], "rank_offers", key=None)
     validate_columns(returned, ["customer_id", "item"], "rank_offers (returned)", key=None)
     validate_columns(rules, ["antecedent", "consequent", "confidence", "lift"], "rank_offers (rules)", key=None)
@@ -370,8 +401,23 @@ def _offers(
         connection.register("item_neighbours", neighbours.cast({"item": pl.String, "neighbour": pl.String}).to_arrow())
         for step in STEPS:
             connection.execute(step)
-        connection.execute(MODEL_OFFERS_SQL, {"offer_count": offer_count})
-        offers = connection.sql(OFFERS_SQL, params={"offer_count": offer_count}).pl()
+        numbered_offers = offer_scoring.top_offers(
+            _numbered_pairs(connection, "owned"),
+            _numbered_pairs(connection, "excluded"),
+            offer_scoring.Edges(**connection.execute(NUMBERED_EDGES_SQL).fetchnumpy()),
+            customers=connection.execute("select count(*) from customer_numbers").fetchone()[0],
+            items=connection.execute("select count(*) from item_numbers").fetchone()[0],
+            offer_count=offer_count,
+            key_order=connection.execute("select key_order from item_numbers order by item_number").fetchnumpy()[
+                "key_order"
+            ],
+        )
+        connection.register("scored", pl.DataFrame(numbered_offers, schema=SCORED_SCHEMA).to_arrow())
+        connection.execute(MODEL_OFFERS_SQL)
+        offers = connection.sql(OFFERS_SQL, params={"offer_count": offer_count})
+        if not in_words:
+            return offers.select("customer_id", "offer_rank", "item_id").pl()
+        offers = offers.pl()
     finally:
         connection.close()
     if not scored:
@@ -537,16 +583,12 @@ def choose_offers(
         min_lift=min_lift,
         min_baskets=min_baskets,
     )
-    model_then = rank_offers(
-        before,
-        returned_before,
-        holdout_rules,
-        similar_items(before, min_support=min_support),
-        offer_count=offer_count,
-    )
-    popular_then = popularity_offers(before, returned_before, offer_count=offer_count)
+    similar_then = similar_items(before, min_support=min_support)
+    model_then = _offers(before, returned_before, holdout_rules, similar_then, offer_count, in_words=False)
     metrics = offer_hits(model_then, bought_new, customers, k=offer_count)
+    popular_then = _offers(before, returned_before, *_NO_EVIDENCE, offer_count, scored=False, in_words=False)
     baseline_metrics = offer_hits(popular_then, bought_new, customers, k=offer_count)
+    del before, model_then, popular_then
     comparison = compare(
         metrics,
         baseline_metrics,

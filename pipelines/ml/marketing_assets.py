@@ -81,8 +81,8 @@ def build_marketing_assets(settings: Settings) -> list[dg.AssetsDefinition]:
                 level: connection.sql(BASKET_LINES_SQL, params={**params, "level": level}).pl() for level in LEVELS
             }
             [(first_order,)] = connection.sql(FIRST_ORDER_SQL, params=params).fetchall()
-            output = run_basket_rules(levels, training_from=first_order, training_to=run.as_of, **thresholds)
-            model_run_id = save_run(connection, run, output)
+        output = run_basket_rules(levels, training_from=first_order, training_to=run.as_of, **thresholds)
+        model_run_id = save_run(warehouse, run, output)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": output.tables["basket_rules"].height,
@@ -114,16 +114,17 @@ def build_marketing_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             params = {"as_of": run.as_of}
             purchases = connection.sql(PURCHASES_SQL, params=params).pl()
             returns = connection.sql(RETURNS_SQL, params=params).pl()
-            output = run_next_best_offers(
-                purchases,
-                returns,
-                connection.sql(PRODUCT_RULES_SQL, params=params).pl(),
-                as_of=run.as_of,
-                holdout_days=settings.offer_holdout_days,
-                offer_count=settings.offer_count,
-                **thresholds,
-            )
-            model_run_id = save_run(connection, run, output)
+            rules = connection.sql(PRODUCT_RULES_SQL, params=params).pl()
+        output = run_next_best_offers(
+            purchases,
+            returns,
+            rules,
+            as_of=run.as_of,
+            holdout_days=settings.offer_holdout_days,
+            offer_count=settings.offer_count,
+            **thresholds,
+        )
+        model_run_id = save_run(warehouse, run, output)
         yield dg.MaterializeResult(
             metadata={
                 "dagster/row_count": output.tables["next_best_offers"].height,

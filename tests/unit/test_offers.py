@@ -5,6 +5,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from models_ml import offer_scoring
 from models_ml.basket import association_rules
 from models_ml.offers import (
     OFFER_SCHEMA,
@@ -93,6 +94,29 @@ def test_a_customer_who_bought_nearly_everything_gets_fewer_offers():
     # c2 bought C, D, E, F: only A, B and G are left, in popularity order (one buyer each, by code)
     offers = rank_offers(HISTORY, returned(), HAND_RULES, HAND_SIMILAR, offer_count=5)
     assert [item for item, _, _ in offers_of(offers, "c2")] == ["A", "B", "G"]
+
+
+def test_equal_scores_go_to_the_more_bought_item_and_equal_reasons_to_the_first_key():
+    # c1 bought B and A. C and D both score 0.5: D was bought by two customers, C by one, so D comes first.
+    # D's two rules (from A and from B) are equally strong: the reason names A, the first key.
+    history = bought([("c1", "B"), ("c1", "A"), ("c2", "C"), ("c2", "D"), ("c3", "D")])
+    rules = pl.DataFrame(
+        [("B", "D", 0.25, 2.0), ("A", "D", 0.25, 2.0), ("A", "C", 0.5, 2.0)], schema=RULES, orient="row"
+    )
+    offers = rank_offers(history, returned(), rules, pl.DataFrame(schema=SIMILAR), offer_count=2)
+    assert offers_of(offers, "c1") == [("D", pytest.approx(0.5), "rule"), ("C", pytest.approx(0.5), "rule")]
+    reason = offers.filter(pl.col("customer_id") == "c1", pl.col("item_id") == "D")["reason"][0]
+    assert reason.startswith("Bought Item A;")
+
+
+def test_scoring_a_group_of_customers_at_a_time_gives_the_same_offers(monkeypatch):
+    # seven customers scored two at a time (four groups) get the offers they get all at once
+    history = pl.concat([HISTORY, bought([("c4", "A"), ("c5", "A"), ("c6", "B"), ("c7", "A"), ("c7", "B")])])
+    at_once = rank_offers(history, returned([("c5", "D")]), HAND_RULES, HAND_SIMILAR, offer_count=3)
+    monkeypatch.setattr(offer_scoring, "CUSTOMERS_PER_GROUP", 2)
+    in_passes = rank_offers(history, returned([("c5", "D")]), HAND_RULES, HAND_SIMILAR, offer_count=3)
+    assert in_passes.sort("customer_id", "offer_rank").equals(at_once.sort("customer_id", "offer_rank"))
+    assert at_once.filter(pl.col("source") != "popularity").height > 5
 
 
 def test_the_popularity_baseline_offers_the_most_bought_items_not_bought():

@@ -1,7 +1,14 @@
 {#- Every row accounted for inside the warehouse: for each loaded table that feeds the marts, the rows loaded,
     the rows the marts hold (each mart row carries the file and row of its source record), the rows excluded
     with a reason (fct_row_exclusions), and what does not add up: rows in neither (lost) or in both. The door's
-    own account (rows read = loaded + quarantined) is in meta.load_ledger. -#}
+    own account (rows read = loaded + quarantined) is in meta.load_ledger.
+
+    How it counts, and why so: the rows must be matched one by one (counts per file can add up while the
+    lineage is wrong, e.g. a mart row pointing one row off: one lost, one orphan). Joining tens of millions of
+    loaded rows to as many mart rows, twice (orphans are the other way round), spilled gigabytes. Instead, per
+    source table, the loaded, held and excluded rows are stacked and grouped by file and row number: one
+    aggregation finds what the joins found, and one source table at a time keeps it small. Each mart is read in
+    its own CTE, once: an engine may materialise a CTE read several times (DuckDB does), and these are large. -#}
 {%- set sources = [
     ('erp', 'orders', 'fct_orders'), ('erp', 'order_lines', 'fct_order_lines'), ('erp', 'returns', 'fct_returns'),
     ('erp', 'customers', 'dim_customers'), ('erp', 'products', 'dim_products'), ('crm', 'contacts', 'dim_customers'),
@@ -63,40 +70,59 @@ loaded_web__sessions as (
     select * from {{ source('web', 'sessions') }}
 ),
 
-order_lines as (
-    select * from {{ ref('fct_order_lines') }}
-),
-
-orders as (
+held_erp__orders as (
     select * from {{ ref('fct_orders') }}
 ),
 
-returns as (
+held_erp__order_lines as (
+    select * from {{ ref('fct_order_lines') }}
+),
+
+held_erp__returns as (
     select * from {{ ref('fct_returns') }}
 ),
 
-customers as (
+held_erp__customers as (
     select * from {{ ref('dim_customers') }}
+    where has_customer_record
 ),
 
-products as (
+held_erp__products as (
     select * from {{ ref('dim_products') }}
+    where has_product_record
 ),
 
-campaigns as (
-    select * from {{ ref('dim_campaigns') }}
-),
-
-campaign_contacts as (
-    select * from {{ ref('fct_campaign_contacts') }}
-),
-
-support_cases as (
+held_crm__cases as (
     select * from {{ ref('fct_support_cases') }}
 ),
 
-interactions as (
+held_callcenter__calls as (
     select * from {{ ref('fct_interactions') }}
+    where interaction_type = 'call'
+),
+
+held_marketing__campaigns as (
+    select * from {{ ref('dim_campaigns') }}
+),
+
+held_marketing__campaign_members as (
+    select * from {{ ref('fct_campaign_contacts') }}
+),
+
+held_marketing__sends as (
+    select * from {{ ref('fct_interactions') }}
+    where interaction_type = 'send'
+),
+
+-- every interaction that is not an order, a case, a call, a send or a web session is a campaign response
+held_marketing__responses as (
+    select * from {{ ref('fct_interactions') }}
+    where interaction_type not in ('order', 'support_case', 'call', 'send', 'web_session')
+),
+
+held_web__sessions as (
+    select * from {{ ref('fct_interactions') }}
+    where interaction_type = 'web_session'
 ),
 
 contacts as (
@@ -107,27 +133,16 @@ identities as (
     select * from {{ ref('int_identity_records_resolved') }}
 ),
 
+customers as (
+    select * from {{ ref('dim_customers') }}
+),
+
 exclusions as (
     select * from {{ ref('fct_row_exclusions') }}
 ),
 
--- The layout of a Jinja-generated union is not the layout of hand-written SQL:
--- noqa: disable=LT02
-loaded as (
-    {%- for source_name, table_name, _ in sources %}
-    select
-        '{{ source_name }}__{{ table_name }}' as source_table,
-        _file as source_file,
-        _row_number as source_row_number
-    from loaded_{{ source_name }}__{{ table_name }}
-        {%- if not loop.last %}
-    union all
-        {%- endif %}
-    {%- endfor %}
-),
--- noqa: enable=LT02
-
-contacts_in_customers as (
+-- a contact is held when its identity resolved to a customer of the mart
+held_crm__contacts as (
     select
         contacts.source_file,
         contacts.source_row_number
@@ -137,116 +152,69 @@ contacts_in_customers as (
     inner join customers on identities.customer_id = customers.customer_id
 ),
 
-in_marts as (
-    select
-        'erp__orders' as source_table,
-        source_file,
-        source_row_number
-    from orders
-    union all
-    select
-        'erp__order_lines' as source_table,
-        source_file,
-        source_row_number
-    from order_lines
-    union all
-    select
-        'erp__returns' as source_table,
-        source_file,
-        source_row_number
-    from returns
-    union all
-    select
-        'erp__customers' as source_table,
-        source_file,
-        source_row_number
-    from customers
-    where has_customer_record
-    union all
-    select
-        'erp__products' as source_table,
-        source_file,
-        source_row_number
-    from products
-    where has_product_record
-    union all
-    select
-        'crm__contacts' as source_table,
-        source_file,
-        source_row_number
-    from contacts_in_customers
-    union all
-    select
-        'crm__cases' as source_table,
-        source_file,
-        source_row_number
-    from support_cases
-    union all
-    select
-        case interaction_type
-            when 'call' then 'callcenter__calls'
-            when 'send' then 'marketing__sends'
-            when 'web_session' then 'web__sessions'
-            else 'marketing__responses'
-        end as source_table,
-        source_file,
-        source_row_number
-    from interactions
-    where interaction_type not in ('order', 'support_case')
-    union all
-    select
-        'marketing__campaigns' as source_table,
-        source_file,
-        source_row_number
-    from campaigns
-    union all
-    select
-        'marketing__campaign_members' as source_table,
-        source_file,
-        source_row_number
-    from campaign_contacts
-),
-
-held_rows as (
-    select distinct
-        source_table,
-        source_file,
-        source_row_number
-    from in_marts
-),
-
-excluded_rows as (
-    select distinct
-        source_table,
-        source_file,
-        source_row_number
-    from exclusions
-),
-
-fates as (
-    select
-        loaded.source_table,
-        held_rows.source_table is not null as is_in_marts,
-        excluded_rows.source_table is not null as is_excluded
-    from loaded
-    left join held_rows
-        on
-            loaded.source_table = held_rows.source_table
-            and loaded.source_file = held_rows.source_file
-            and loaded.source_row_number = held_rows.source_row_number
-    left join excluded_rows
-        on
-            loaded.source_table = excluded_rows.source_table
-            and loaded.source_file = excluded_rows.source_file
-            and loaded.source_row_number = excluded_rows.source_row_number
-),
-
+-- The layout of Jinja-generated CTEs is not the layout of hand-written SQL:
 -- noqa: disable=LT02
-tables as (
-    {%- for source_name, table_name, mart_name in sources %}
+{%- for source_name, table_name, _ in sources %}
+{%- set source_table = source_name ~ '__' ~ table_name %}
+
+lineage_{{ source_table }} as (
     select
-        '{{ source_name }}__{{ table_name }}' as source_table,
-        '{{ mart_name }}' as mart_name
+        _file as source_file,
+        _row_number as source_row_number,
+        1 as is_loaded,
+        0 as is_in_marts,
+        0 as is_excluded
+    from loaded_{{ source_table }}
+    union all
+    select
+        source_file,
+        source_row_number,
+        0 as is_loaded,
+        1 as is_in_marts,
+        0 as is_excluded
+    from held_{{ source_table }}
+    union all
+    select
+        source_file,
+        source_row_number,
+        0 as is_loaded,
+        0 as is_in_marts,
+        1 as is_excluded
+    from exclusions
+    where source_table = '{{ source_table }}'
+),
+
+-- One row per source row: a row may be loaded more than once (each copy counts), but held or excluded only
+-- once however many mart or exclusion rows name it. A null file or row number matches nothing, as in a join:
+-- its loaded rows are in neither, its mart rows are orphans.
+source_rows_{{ source_table }} as (
+    select
+        source_file is not null and source_row_number is not null as is_matchable,
+        count(case when is_loaded = 1 then 1 end) as times_loaded,
+        max(is_in_marts) as is_in_marts,
+        max(is_excluded) as is_excluded
+    from lineage_{{ source_table }}
+    group by source_file, source_row_number
+),
+{%- endfor %}
+
+counted as (
+    {%- for source_name, table_name, mart_name in sources %}
+    {%- set source_table = source_name ~ '__' ~ table_name %}
+    select
+        '{{ source_table }}' as source_table,
+        '{{ mart_name }}' as mart_name,
+        sum(times_loaded) as rows_loaded,
+        sum(case when is_matchable and is_in_marts = 1 then times_loaded else 0 end) as rows_in_marts,
+        sum(case when is_matchable and is_excluded = 1 then times_loaded else 0 end) as rows_excluded,
+        sum(case when not (is_matchable and (is_in_marts = 1 or is_excluded = 1)) then times_loaded else 0 end)
+            as rows_unaccounted,
+        sum(case when is_matchable and is_in_marts = 1 and is_excluded = 1 then times_loaded else 0 end)
+            as rows_counted_twice,
+        -- mart rows whose source row is not loaded (lineage lost on the way) would make the counts lie
+        count(case when is_in_marts = 1 and (times_loaded = 0 or not is_matchable) then 1 end)
+            as mart_rows_without_source
+    from source_rows_{{ source_table }}
         {%- if not loop.last %}
     union all
         {%- endif %}
@@ -254,48 +222,18 @@ tables as (
 ),
 -- noqa: enable=LT02
 
-counted as (
-    select
-        tables.source_table,
-        tables.mart_name,
-        count(fates.source_table) as rows_loaded,
-        sum(case when fates.is_in_marts then 1 else 0 end) as rows_in_marts,
-        sum(case when fates.is_excluded then 1 else 0 end) as rows_excluded,
-        sum(case when fates.is_in_marts and fates.is_excluded then 1 else 0 end) as rows_counted_twice,
-        sum(case when not fates.is_in_marts and not fates.is_excluded then 1 else 0 end) as rows_unaccounted
-    from tables
-    left join fates on tables.source_table = fates.source_table
-    group by tables.source_table, tables.mart_name
-),
-
--- mart rows whose source row is not loaded (lineage lost on the way) would make the counts lie
-orphans as (
-    select
-        held_rows.source_table,
-        count(*) as mart_rows_without_source
-    from held_rows
-    left join loaded
-        on
-            held_rows.source_table = loaded.source_table
-            and held_rows.source_file = loaded.source_file
-            and held_rows.source_row_number = loaded.source_row_number
-    where loaded.source_table is null
-    group by held_rows.source_table
-),
-
 final as (
     select
-        counted.source_table,
-        counted.mart_name,
-        counted.rows_loaded,
-        coalesce(counted.rows_in_marts, 0) as rows_in_marts,
-        coalesce(counted.rows_excluded, 0) as rows_excluded,
-        coalesce(counted.rows_unaccounted, 0) as rows_unaccounted,
-        coalesce(counted.rows_counted_twice, 0) as rows_counted_twice,
-        coalesce(orphans.mart_rows_without_source, 0) as mart_rows_without_source,
+        source_table,
+        mart_name,
+        coalesce(cast(rows_loaded as {{ dbt.type_bigint() }}), 0) as rows_loaded,
+        coalesce(rows_in_marts, 0) as rows_in_marts,
+        coalesce(rows_excluded, 0) as rows_excluded,
+        coalesce(rows_unaccounted, 0) as rows_unaccounted,
+        coalesce(rows_counted_twice, 0) as rows_counted_twice,
+        mart_rows_without_source,
         {{ as_of_date() }} as as_of_date
     from counted
-    left join orphans on counted.source_table = orphans.source_table
 )
 
 select * from final
