@@ -182,7 +182,7 @@ def association_rules(
     lines = baskets.select("basket_id", pl.col("item").cast(pl.String), pl.col("item_name").cast(pl.String))
     connection = engine.connect()
     try:
-        connection.register("basket_lines", lines.to_arrow())
+        connection.register("basket_lines", engine.arrow(lines))
         parameters = {
             "min_support": min_support,
             "min_confidence": min_confidence,

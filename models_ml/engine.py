@@ -7,6 +7,8 @@ The pipeline calls :func:`configure` once with the ``engine_memory_limit`` and `
 from __future__ import annotations
 
 import duckdb
+import polars as pl
+import pyarrow as pa
 
 _CONFIG: dict[str, object] = {}
 
@@ -22,3 +24,10 @@ def configure(memory_limit: str | None = None, threads: int | None = None, temp_
 def connect() -> duckdb.DuckDBPyConnection:
     """A fresh in-memory database with the configured limits."""
     return duckdb.connect(config=dict(_CONFIG))
+
+
+def arrow(frame: pl.DataFrame) -> pa.Table:
+    """``frame`` as an Arrow table for :func:`connect`'s ``register``, in polars' own string layout (Arrow string
+    views, which DuckDB reads): the default export copies every string into the older layout, 0.65 GB for the 10M
+    purchase lines of a million customers, each time a model hands them over."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())

@@ -393,8 +393,8 @@ def _offers(
     text = {"customer_id": pl.String, "item": pl.String}
     connection = engine.connect()
     try:
-        connection.register("history", history.select("customer_id", "item", "item_name").cast(text).to_arrow())
-        connection.register("returned", returned.select("customer_id", "item").cast(text).to_arrow())
+        connection.register("history", engine.arrow(history.select("customer_id", "item", "item_name").cast(text)))
+        connection.register("returned", engine.arrow(returned.select("customer_id", "item").cast(text)))
         rules = rules.select("antecedent", "consequent", "confidence", "lift")
         connection.register("rules", rules.cast({"antecedent": pl.String, "consequent": pl.String}).to_arrow())
         neighbours = similar.select("item", "neighbour", "cosine", "lift", "share")
