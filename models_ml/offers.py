@@ -151,13 +151,18 @@ from (select distinct customer_id from owned)
 """
 STEPS = (OWNED_SQL, EXCLUDED_SQL, POPULARITY_SQL, EDGES_SQL, ITEM_NUMBERS_SQL, CUSTOMER_NUMBERS_SQL)
 
-# What each customer who bought may not be offered (bought or returned), by number; owned is the same from owned.
-NUMBERED_PAIRS_SQL = """
+# What each customer bought (owned), and what they may not be offered (excluded: bought or returned), by number.
+NUMBERED_PAIRS_SQL = {
+    pairs: f"""
 select customer_numbers.customer_number, item_numbers.item_number
 from {pairs} as pairs
 inner join customer_numbers on pairs.customer_id = customer_numbers.customer_id
 inner join item_numbers on pairs.item = item_numbers.item
 """
+    for pairs in ("owned", "excluded")
+}
+
+KEY_ORDER_SQL = "select key_order from item_numbers order by item_number"
 
 NUMBERED_EDGES_SQL = """
 select
@@ -287,7 +292,7 @@ _NO_EVIDENCE = (
 
 
 def _numbered_pairs(connection, pairs: str) -> tuple:
-    numbered = connection.execute(NUMBERED_PAIRS_SQL.format(pairs=pairs)).fetchnumpy()
+    numbered = connection.execute(NUMBERED_PAIRS_SQL[pairs]).fetchnumpy()
     return numbered["customer_number"], numbered["item_number"]
 
 
@@ -396,23 +401,24 @@ def _offers(
         connection.register("history", engine.arrow(history.select("customer_id", "item", "item_name").cast(text)))
         connection.register("returned", engine.arrow(returned.select("customer_id", "item").cast(text)))
         rules = rules.select("antecedent", "consequent", "confidence", "lift")
-        connection.register("rules", rules.cast({"antecedent": pl.String, "consequent": pl.String}).to_arrow())
+        connection.register("rules", engine.arrow(rules.cast({"antecedent": pl.String, "consequent": pl.String})))
         neighbours = similar.select("item", "neighbour", "cosine", "lift", "share")
-        connection.register("item_neighbours", neighbours.cast({"item": pl.String, "neighbour": pl.String}).to_arrow())
+        connection.register(
+            "item_neighbours", engine.arrow(neighbours.cast({"item": pl.String, "neighbour": pl.String}))
+        )
         for step in STEPS:
             connection.execute(step)
+        owned = _numbered_pairs(connection, "owned")
+        excluded = _numbered_pairs(connection, "excluded")
+        edges = offer_scoring.Edges(**connection.execute(NUMBERED_EDGES_SQL).fetchnumpy())
+        customers = connection.execute("select count(*) from customer_numbers").fetchone()[0]
+        # the items' key ranks, by item number: as many as there are items
+        key_order = connection.execute(KEY_ORDER_SQL).fetchnumpy()["key_order"]
         numbered_offers = offer_scoring.top_offers(
-            _numbered_pairs(connection, "owned"),
-            _numbered_pairs(connection, "excluded"),
-            offer_scoring.Edges(**connection.execute(NUMBERED_EDGES_SQL).fetchnumpy()),
-            customers=connection.execute("select count(*) from customer_numbers").fetchone()[0],
-            items=connection.execute("select count(*) from item_numbers").fetchone()[0],
-            offer_count=offer_count,
-            key_order=connection.execute("select key_order from item_numbers order by item_number").fetchnumpy()[
-                "key_order"
-            ],
-        )
-        connection.register("scored", pl.DataFrame(numbered_offers, schema=SCORED_SCHEMA).to_arrow())
+            owned, excluded, edges, customers=customers, items=len(key_order), offer_count=offer_count,
+            key_order=key_order,
+        )  # fmt: skip
+        connection.register("scored", engine.arrow(pl.DataFrame(numbered_offers, schema=SCORED_SCHEMA)))
         connection.execute(MODEL_OFFERS_SQL)
         offers = connection.sql(OFFERS_SQL, params={"offer_count": offer_count})
         if not in_words:
