@@ -209,12 +209,11 @@ def evaluate_churn(
         "baseline": classification_figures(labels, baseline.predict(test)),
     }
     sample = test.sample(min(importance_sample, test.height), seed=model.seed)
-    importance = permutation_importance(
-        model.estimator, _matrix(sample, model.features), sample[label].cast(pl.Int8).to_numpy(),
-        scoring="roc_auc", n_repeats=3, random_state=model.seed,
-    )  # fmt: skip
+    drops = _permutation_auc_drops(
+        model, _matrix(sample, model.features), sample[label].cast(pl.Int8).to_numpy(), n_repeats=3
+    )
     words = labels_in_words or {}
-    ranked = sorted(zip(model.features, importance.importances_mean, strict=True), key=lambda pair: -pair[1])
+    ranked = sorted(zip(model.features, drops.mean(axis=1), strict=True), key=lambda pair: -pair[1])
     figures["model"]["drivers"] = [
         {"feature": feature, "label": words.get(feature, feature), "auc_drop": float(drop)}
         for feature, drop in ranked[:top_drivers]
@@ -259,6 +258,58 @@ def _sentences(labels: np.ndarray, values: np.ndarray, typical: np.ndarray, keep
     ).to_series()
 
 
+class _Trees:
+    """A fitted HistGradientBoostingClassifier's trees (binary, numeric features), read through the attributes its
+    own ``decision_function`` uses, to predict again only the trees that split on a changed feature."""
+
+    def __init__(self, estimator: HistGradientBoostingClassifier) -> None:
+        self.estimator = estimator
+        self.trees = [predictors[0] for predictors in estimator._predictors]
+        self.uses = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0].tolist()) for tree in self.trees]
+        self.known_categories, self.feature_map = estimator._bin_mapper.make_known_categories_bitsets()
+        self.threads = _openmp_effective_n_threads()
+
+    def outputs(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Each tree's output for preprocessed ``rows`` (``estimator._preprocess_X``)."""
+        return [self._predict(tree, rows) for tree in self.trees]
+
+    def raw(self, rows: np.ndarray, outputs: Sequence[np.ndarray], changed: int) -> np.ndarray:
+        """The raw score (``decision_function``) of ``rows``, which differ from the rows of ``outputs`` only in
+        feature ``changed``: the trees that split on it predict again, the others' outputs are reused, and the sum
+        runs tree by tree in the estimator's own order, so it is the very number the estimator gives."""
+        estimator = self.estimator
+        raw = np.zeros((rows.shape[0], 1), dtype=estimator._baseline_prediction.dtype, order="F")
+        raw += estimator._baseline_prediction
+        for tree, used, output in zip(self.trees, self.uses, outputs, strict=True):
+            raw[:, 0] += self._predict(tree, rows) if changed in used else output
+        return raw
+
+    def _predict(self, tree: object, rows: np.ndarray) -> np.ndarray:
+        return tree.predict(rows, self.known_categories, self.feature_map, self.threads)
+
+
+def _permutation_auc_drops(model: ChurnModel, matrix: np.ndarray, labels: np.ndarray, n_repeats: int) -> np.ndarray:
+    """Each feature's drop in AUC when its column is shuffled, per repeat (features x repeats): scikit-learn's
+    ``permutation_importance(estimator, matrix, labels, scoring="roc_auc", n_repeats, random_state=model.seed)``,
+    number for number (the same seeds and shuffles; tests/unit/test_churn_and_tiers.py compares them), with only the
+    trees that split on the shuffled feature predicting again (``_Trees.raw``): at a million customers sklearn's
+    route spent most of the churn evaluation predicting trees whose input had not changed."""
+    trees = _Trees(model.estimator)
+    rows = model.estimator._preprocess_X(matrix, reset=False)
+    outputs = trees.outputs(rows)
+    baseline = roc_auc_score(labels, trees.raw(rows, outputs, changed=-1)[:, 0])
+    seed = np.random.RandomState(model.seed).randint(np.iinfo(np.int32).max + 1)
+    drops = np.empty((rows.shape[1], n_repeats))
+    for column in range(rows.shape[1]):
+        shuffles, permuted = np.random.RandomState(seed), rows.copy()
+        order = np.arange(rows.shape[0])
+        for repeat in range(n_repeats):
+            shuffles.shuffle(order)
+            permuted[:, column] = permuted[order, column]
+            drops[column, repeat] = baseline - roc_auc_score(labels, trees.raw(permuted, outputs, column)[:, 0])
+    return drops
+
+
 # Customers whose trees' outputs are kept at once while their reasons are sought: 100,000 rows x 500 trees of
 # float64 is 400 MB.
 _OCCLUSION_ROWS = 100_000
@@ -273,27 +324,19 @@ def _occlusion_raises(
     Only the trees that split on a feature can change when it changes, so each tree predicts every customer once
     and only the trees of a tried feature predict again, with the feature occluded; the raw score is then summed
     tree by tree in the estimator's own order, so the result is the very number ``predict_proba`` gives for the
-    occluded rows (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a fraction of the predictions.
-    The estimator is scikit-learn's HistGradientBoostingClassifier (binary, numeric features): its fitted trees are
-    read through the attributes its own ``predict_proba`` uses.
+    occluded rows (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a fraction of the predictions
+    (``_Trees``).
     """
-    estimator = model.estimator
-    trees = [predictors[0] for predictors in estimator._predictors]
-    uses = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0].tolist()) for tree in trees]
-    known_categories, feature_map = estimator._bin_mapper.make_known_categories_bitsets()
-    threads = _openmp_effective_n_threads()
+    estimator, trees = model.estimator, _Trees(model.estimator)
     raises = np.empty((matrix.shape[0], len(tried)))
     for start in range(0, matrix.shape[0], _OCCLUSION_ROWS):
         rows = estimator._preprocess_X(matrix[start : start + _OCCLUSION_ROWS], reset=False)
-        outputs = [tree.predict(rows, known_categories, feature_map, threads) for tree in trees]
+        outputs = trees.outputs(rows)
         for position, index in enumerate(tried):
             occluded = rows.copy()
             occluded[:, index] = model.typical[model.features[index]]
-            raw = np.zeros((rows.shape[0], 1), dtype=estimator._baseline_prediction.dtype, order="F")
-            raw += estimator._baseline_prediction
-            for tree, used, output in zip(trees, uses, outputs, strict=True):
-                raw[:, 0] += tree.predict(occluded, known_categories, feature_map, threads) if index in used else output
             chunk = slice(start, start + rows.shape[0])
+            raw = trees.raw(occluded, outputs, index)
             raises[chunk, position] = probability[chunk] - estimator._loss.predict_proba(raw)[:, 1]
     return raises
 

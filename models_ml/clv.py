@@ -18,14 +18,17 @@ weighted average (5) of m and the population mean p v / (q - 1).
 
 Every model is fitted by maximum likelihood on the compressed sufficient statistics: the likelihood depends on a
 customer only through (x, t_x, T) (spend: x and m), so identical histories are one row with a count (FHL 2005a,
-section 5). lifetimes 0.11.3 is tried first; its BG/NBD, MBG/NBD and Gamma-Gamma fitters raise
+section 5). lifetimes 0.11.3's fit is tried first, step for step (the same BFGS from the same start, on the same
+likelihood; the BG/NBD, MBG/NBD and Gamma-Gamma likelihoods and their exact gradients are evaluated once per distinct
+value of each statistic, models_ml/clv_likelihoods.py, instead of by autograd over every history, and the Hessian
+for standard errors nothing reads is not computed); its BG/NBD, MBG/NBD and Gamma-Gamma fits raise
 ``ConvergenceError`` whenever scipy's BFGS stops on "precision loss", which real data with rare drop-outs provoke,
 because a and b are then pinned down only through their ratio. The unpenalised Pareto/NBD is the exception:
 lifetimes' Nelder-Mead needs hundreds of evaluations of a likelihood made of Gaussian hypergeometric terms (minutes
 at 1M customers), so its likelihood is maximised with L-BFGS-B from lifetimes' start instead, the terms evaluated
 once per distinct (x, t_x) and (x, T) pair, and this counts as giving up when it stops short of its convergence
 test. The likelihood is then maximised directly (L-BFGS-B in log-parameter space from two starts; exact gradients,
-except for the Pareto/NBD, whose hypergeometric terms autograd cannot differentiate, so its gradient is taken by
+except for the Pareto/NBD, whose hypergeometric terms have none written out here, so its gradient is taken by
 central differences) and the result kept if its parameters are usable,
 whatever the optimiser's convergence flag says: whether a fit is good enough to publish is decided by its holdout
 result against the baseline (``models_ml.clv_holdout``), not here. Penalised fits come last, for data whose
@@ -58,7 +61,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import polars as pl
-from autograd import value_and_grad
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.fitters import BaseFitter
 from lifetimes.utils import ConvergenceError
@@ -66,6 +68,13 @@ from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1
 from scipy.stats import spearmanr
 
+from models_ml.clv_likelihoods import (
+    bgnbd_objective,
+    gamma_gamma_objective,
+    mbgnbd_objective,
+    purchase_likelihood_args,
+    spend_likelihood_args,
+)
 from models_ml.validation import InsufficientDataError, validate_columns
 
 __all__ = [
@@ -309,34 +318,39 @@ class _PurchaseModel:
     likelihood_args: Callable[..., tuple] = lambda *args: args
 
 
-def _beta_geometric_fit(fitter: type[BetaGeoFitter]) -> Callable[..., BetaGeoFitter]:
-    """lifetimes' BG/NBD (and MBG/NBD) fit step for step (``BetaGeoFitter.fit`` and ``BaseFitter._fit``: BFGS with
-    autograd's gradient from 0.1 for every log-parameter, tol 1e-7, time scaled so the oldest customer's age is 1;
-    ``ConvergenceError``, after printing scipy's result, when BFGS does not succeed), so its parameters are
-    lifetimes' to the bit, but without the Hessian lifetimes then computes for standard errors: nothing here reads
-    them, and at 1M customers it costs half as much again as the fit."""
+def _lifetimes_minimise(objective: Callable[..., tuple[float, np.ndarray]], args: tuple, size: int) -> np.ndarray:
+    """lifetimes' ``BaseFitter._fit`` step for step (BFGS from 0.1 for every log-parameter, tol 1e-7;
+    ``ConvergenceError``, after printing scipy's result, when BFGS does not succeed) with ``objective`` giving the
+    value and gradient, but without the Hessian lifetimes then computes for standard errors: nothing here reads them,
+    and at 1M customers it cost half as much again as the fit."""
+    output = minimize(objective, jac=True, method=None, tol=1e-7, x0=0.1 * np.ones(size), args=args,
+                      options={"disp": False})  # fmt: skip
+    if not output.success:
+        print(output)
+        raise ConvergenceError("The model did not converge.")
+    return output.x
+
+
+def _beta_geometric_fit(
+    fitter: type[BetaGeoFitter], objective: Callable[..., tuple[float, np.ndarray]]
+) -> Callable[..., BetaGeoFitter]:
+    """lifetimes' BG/NBD (and MBG/NBD) fit (``BetaGeoFitter.fit``: ``_lifetimes_minimise`` with time scaled so the
+    oldest customer's age is 1) on lifetimes' likelihood with its exact gradient, evaluated per distinct value
+    (models_ml/clv_likelihoods.py) instead of by autograd over every history."""
 
     def fit(penalizer: float, frequency, recency, age, weights) -> BetaGeoFitter:
         scale = 1.0 / age.max()
-        args = (np.asarray(frequency).astype(int), recency * scale, age * scale, np.asarray(weights), penalizer)
-        output = minimize(
-            value_and_grad(fitter._negative_log_likelihood),
-            jac=True,
-            method=None,
-            tol=1e-7,
-            x0=0.1 * np.ones(4),
-            args=args,
-            options={"disp": False},
-        )
-        if not output.success:
-            print(output)
-            raise ConvergenceError("The model did not converge.")
+        args = purchase_likelihood_args(frequency, recency * scale, age * scale, weights, penalizer)
         fitted = fitter(penalizer_coef=penalizer)
-        fitted.params_ = pd.Series(np.exp(output.x), index=["r", "alpha", "a", "b"])
+        fitted.params_ = pd.Series(np.exp(_lifetimes_minimise(objective, args, 4)), index=["r", "alpha", "a", "b"])
         fitted.params_["alpha"] /= scale
         return fitted
 
     return fit
+
+
+def _value(objective: Callable[..., tuple[float, np.ndarray]]) -> Callable[..., float]:
+    return lambda *args: objective(*args)[0]
 
 
 # The purchase models, in the order the holdout protocol tries them. The BG/NBD's P(N(t) = n) is FHL 2005a, eq. 8;
@@ -347,19 +361,21 @@ _PURCHASE_MODELS = {
         fitter=BetaGeoFitter,
         parameters=("r", "alpha", "a", "b"),
         rates=("alpha",),
-        fit=_beta_geometric_fit(BetaGeoFitter),
-        negative_log_likelihood=BetaGeoFitter._negative_log_likelihood,
-        objective=value_and_grad(BetaGeoFitter._negative_log_likelihood),
+        fit=_beta_geometric_fit(BetaGeoFitter, bgnbd_objective),
+        negative_log_likelihood=_value(bgnbd_objective),
+        objective=bgnbd_objective,
         new_customer_purchases=lambda fitter, t, n: fitter.probability_of_n_purchases_up_to_time(t, n),
+        likelihood_args=purchase_likelihood_args,
     ),
     "MBG/NBD": _PurchaseModel(
         fitter=ModifiedBetaGeoFitter,
         parameters=("r", "alpha", "a", "b"),
         rates=("alpha",),
-        fit=_beta_geometric_fit(ModifiedBetaGeoFitter),
-        negative_log_likelihood=ModifiedBetaGeoFitter._negative_log_likelihood,
-        objective=value_and_grad(ModifiedBetaGeoFitter._negative_log_likelihood),
+        fit=_beta_geometric_fit(ModifiedBetaGeoFitter, mbgnbd_objective),
+        negative_log_likelihood=_value(mbgnbd_objective),
+        objective=mbgnbd_objective,
         new_customer_purchases=lambda fitter, t, n: fitter.probability_of_n_purchases_up_to_time(t, n),
+        likelihood_args=purchase_likelihood_args,
     ),
     "Pareto/NBD": _PurchaseModel(
         fitter=ParetoNBDFitter,
@@ -771,16 +787,14 @@ def _spend_attempts(penalizers, frequency: np.ndarray, spend: np.ndarray, weight
         return _Found(params, log_likelihood, problem, caveats if problem is None else ())
 
     def by_lifetimes(penalizer: float) -> _Found:
-        fitter = _run_quietly(
-            lambda: GammaGammaFitter(penalizer_coef=penalizer).fit(frequency, spend / scale, weights=weights)
-        )
-        return found({name: float(fitter.params_[name]) for name in _GAMMA_GAMMA_PARAMETERS})
+        # lifetimes' GammaGammaFitter.fit, without its Hessian (``_lifetimes_minimise``)
+        args = spend_likelihood_args(frequency, spend / scale, weights, penalizer)
+        log_params = _run_quietly(lambda: _lifetimes_minimise(gamma_gamma_objective, args, 3))
+        return found(dict(zip(_GAMMA_GAMMA_PARAMETERS, np.exp(log_params).tolist(), strict=True)))
 
     def directly() -> _Found:
-        args = (frequency, spend / scale, weights, 0.0)
-        log_params, result = _run_quietly(
-            lambda: _maximise_likelihood(value_and_grad(GammaGammaFitter._negative_log_likelihood), args, 3)
-        )
+        args = spend_likelihood_args(frequency, spend / scale, weights, 0.0)
+        log_params, result = _run_quietly(lambda: _maximise_likelihood(gamma_gamma_objective, args, 3))
         params = dict(zip(_GAMMA_GAMMA_PARAMETERS, np.exp(log_params).tolist(), strict=True))
         return found(params, _direct_caveats("Gamma-Gamma", _GAMMA_GAMMA_PARAMETERS, log_params, result))
 
@@ -791,7 +805,7 @@ def _gamma_gamma_log_likelihood(params, frequency, spend, weights) -> float:
     """Log-likelihood of the mean repeat spend (Hardie note 025, eq. 1a) summed over customers, without penalty."""
     log_params = np.log([params[name] for name in _GAMMA_GAMMA_PARAMETERS])
     with np.errstate(all="ignore"):
-        mean_negative = GammaGammaFitter._negative_log_likelihood(log_params, frequency, spend, weights, 0.0)
+        mean_negative = gamma_gamma_objective(log_params, *spend_likelihood_args(frequency, spend, weights, 0.0))[0]
     return float(-mean_negative * weights.sum())
 
 

@@ -91,6 +91,24 @@ def test_occluding_only_the_trees_that_split_on_a_feature_gives_predict_probas_v
     assert (np.abs(raises) > 0.01).any(axis=0)[:2].all(), "the two causes move the probability"
 
 
+def test_the_drivers_are_sklearns_permutation_importance_number_for_number():
+    from sklearn.inspection import permutation_importance
+
+    from models_ml import churn
+
+    train, test = _customers(6000, 7), _customers(3000, 8)
+    features = [*FEATURES, "noise"]
+    train, test = (frame.with_columns(noise=pl.Series(np.random.default_rng(9).normal(size=frame.height)))
+                   for frame in (train, test))  # fmt: skip
+    model = train_churn_model(train, features, seed=3)
+    matrix = test.select(pl.col(feature).cast(pl.Float64) for feature in features).to_numpy()
+    labels = test["churned"].cast(pl.Int8).to_numpy()
+    expected = permutation_importance(model.estimator, matrix, labels, scoring="roc_auc", n_repeats=3, random_state=3)
+    drops = churn._permutation_auc_drops(model, matrix, labels, n_repeats=3)
+    assert np.array_equal(drops, expected.importances)
+    assert drops[:2].mean() > 0.01 and abs(drops[3].mean()) < 0.01, "the causes matter, the noise does not"
+
+
 def test_reasons_are_sought_only_among_the_candidate_features():
     train = _customers(6000, 3)
     model = train_churn_model(train, FEATURES, seed=0)

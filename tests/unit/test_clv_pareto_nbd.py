@@ -1,11 +1,11 @@
-"""The fits against lifetimes' own: the Pareto/NBD's the same likelihood and maximum with far fewer evaluations, the
-BG/NBD's and MBG/NBD's the same to the bit without the Hessian."""
+"""The Pareto/NBD fit against lifetimes' own: the same likelihood and maximum with far fewer evaluations (the BG/NBD's,
+MBG/NBD's and Gamma-Gamma's are in test_clv_likelihoods.py)."""
 
 import numpy as np
 import polars as pl
 import pytest
 from autograd import grad
-from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from lifetimes import BetaGeoFitter, ParetoNBDFitter
 from lifetimes.datasets import load_cdnow_summary
 from scipy.special import gammaln
 
@@ -126,13 +126,3 @@ def test_pareto_nbd_forecasts_are_lifetimes_customer_by_customer():
     p_alive = clv._p_alive(model, frequency, recency, age)
     np.testing.assert_allclose(p_alive[~at_end], model.conditional_probability_alive(frequency, recency, age)[~at_end])
     assert (p_alive[at_end] == 1).all()
-
-
-@pytest.mark.parametrize("fitter", [BetaGeoFitter, ModifiedBetaGeoFitter], ids=["BG/NBD", "MBG/NBD"])
-def test_the_beta_geometric_fits_are_lifetimes_fits_to_the_bit(cdnow_summary, fitter):
-    frequency, recency, age = (cdnow_summary[name].to_numpy().astype(float) for name in ("frequency", "recency", "T"))
-    histories, weights = clv._distinct_rows(frequency=frequency, recency=recency, age=age)
-    rows = (histories["frequency"], histories["recency"], histories["age"])
-    fitted = clv._beta_geometric_fit(fitter)(0.0, *rows, weights)
-    reference = fitter().fit(*rows, weights=weights)
-    assert fitted.params_.to_dict() == reference.params_.to_dict()
