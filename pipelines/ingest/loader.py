@@ -98,10 +98,15 @@ def file_sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def reader_sql(source: Readable, rejects: str, columns: tuple[Column, ...]) -> str:
-    """The DuckDB table function that reads one file; CSV as all text, malformed records to ``rejects``."""
+# The column read_parquet adds with each row's position in its file (from 0), when the file has none of that name.
+PARQUET_ROW_COLUMN = "file_row_number"
+
+
+def reader_sql(source: Readable, rejects: str, columns: tuple[Column, ...], numbered: bool = False) -> str:
+    """The DuckDB table function that reads one file; CSV as all text, malformed records to ``rejects``; Parquet
+    with each row's position in the file (``PARQUET_ROW_COLUMN``) when ``numbered``."""
     if source.format == "parquet":
-        return f"read_parquet({sql_string(str(source.path))})"
+        return f"read_parquet({sql_string(str(source.path))}{', file_row_number = true' if numbered else ''})"
     dialect = source.dialect
     options = [
         sql_string(str(source.path)),
@@ -596,6 +601,10 @@ def _read_batch(
     numbered = source.line_column
     if numbered:
         present = [header for header in present if header != numbered]
+    # Parquet rows are numbered by the reader (in parallel) rather than afterwards, unless a column has its name
+    parquet_numbered = source.format == "parquet" and PARQUET_ROW_COLUMN not in present
+    if parquet_numbered:
+        reader = reader_sql(source, rejects, contract.columns, numbered=True)
     matched, unknown = _match_headers(contract, present)
     missing = [column for column in contract.columns if column.required and column.name not in matched]
     if missing:
@@ -629,6 +638,9 @@ def _read_batch(
     if numbered:
         selected.append(f"try_cast({sql_identifier(numbered)} as bigint) - {header_lines} as _row_number")
         record = f"json_remove({record}, {sql_string('$.' + sql_identifier(numbered))})"
+    elif parquet_numbered:
+        selected.append(f"{sql_identifier(PARQUET_ROW_COLUMN)} + 1 as _row_number")
+        record = f"json_remove({record}, {sql_string('$.' + PARQUET_ROW_COLUMN)})"
     try:
         connection.execute(
             # No row_number() window here: it would serialise the parallel read (twice the time). The temp
@@ -650,7 +662,7 @@ def _read_batch(
         raise _ParserFailed(
             f"{shown_name}: cannot be read as {contract.format} ({_first_line(error, source)})"
         ) from error
-    if not numbered:
+    if not (numbered or parquet_numbered):
         connection.execute("alter table _batch add column _row_number bigint")
         # Temporary tables number their rows from an offset: count from the first one.
         connection.execute("update _batch set _row_number = rowid - (select min(rowid) from _batch) + 1")

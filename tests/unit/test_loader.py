@@ -134,6 +134,29 @@ def test_parquet_files_load_through_the_same_contract_mechanism(tmp_path: Path):
     assert (loads[0].rows_loaded, loads[0].rows_quarantined) == (1, 1)
 
 
+@pytest.mark.parametrize("own_row_column", [False, True], ids=["numbered by the reader", "a column of that name"])
+def test_parquet_rows_are_numbered_from_one_in_file_order(tmp_path: Path, own_row_column: bool):
+    folder = tmp_path / "contracts" / "site"
+    folder.mkdir(parents=True)
+    (folder / "events.yaml").write_text(
+        "files: web/*.parquet\nformat: parquet\ncolumns:\n  - {name: event_id, type: varchar, required: true}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "landing" / "web").mkdir(parents=True)
+    events = pl.DataFrame({"event_id": [f"e{i}" if i % 3 else None for i in range(1, 200_001)]})
+    if own_row_column:  # a file's own column of the reader's name is the file's, kept among the unknown columns
+        events = events.with_columns(file_row_number=pl.lit("mine"))
+    events.write_parquet(tmp_path / "landing" / "web" / "a.parquet", row_group_size=7_000)
+    connection = duckdb.connect(config={"threads": 2})
+    [load] = load_table(connection, load_contract(folder / "events.yaml"), tmp_path / "landing", "run")
+    assert (load.rows_loaded, load.rows_quarantined) == (133_334, 66_666)
+    numbers = connection.execute("select _row_number, event_id from raw.site__events").fetchall()
+    assert all(event_id == f"e{number}" for number, event_id in numbers)
+    quarantined = connection.execute("select row_number, record from meta.quarantine order by row_number").fetchall()
+    assert [number for number, _ in quarantined[:3]] == [3, 6, 9]
+    assert ("file_row_number" in quarantined[0][1]) is own_row_column, "the reader's numbering is not the row's"
+
+
 def test_a_contract_with_an_unknown_type_names_the_file_and_column(tmp_path: Path):
     path = tmp_path / "shop" / "orders.yaml"
     path.parent.mkdir()
