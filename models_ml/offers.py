@@ -142,14 +142,23 @@ from items
 left join popularity on items.item = popularity.item
 """
 
+# The customers offers are made for (scored): every customer who bought, or those of them the caller asks about
+# (the holdout check only counts the customers who bought something new in the holdout). What the others bought
+# still counts: popularity, the evidence and the items' numbers are everyone's.
+SCORED_CUSTOMERS_SQL = {
+    False: "create table scored_customers as select distinct customer_id from owned",
+    True: """create table scored_customers as
+select distinct customer_id from owned where customer_id in (select customer_id from asked)""",
+}
+
 CUSTOMER_NUMBERS_SQL = """
 create table customer_numbers as
 select
     customer_id,
     row_number() over (order by customer_id) - 1 as customer_number
-from (select distinct customer_id from owned)
+from scored_customers
 """
-STEPS = (OWNED_SQL, EXCLUDED_SQL, POPULARITY_SQL, EDGES_SQL, ITEM_NUMBERS_SQL, CUSTOMER_NUMBERS_SQL)
+STEPS = (OWNED_SQL, EXCLUDED_SQL, POPULARITY_SQL, EDGES_SQL, ITEM_NUMBERS_SQL)
 
 # What each customer bought (owned), and what they may not be offered (excluded: bought or returned), by number.
 NUMBERED_PAIRS_SQL = {
@@ -198,7 +207,7 @@ with customers as (
         excluded.customer_id,
         count(*) + $offer_count as filler_limit
     from excluded
-    where excluded.customer_id in (select owned.customer_id from owned)
+    where excluded.customer_id in (select scored_customers.customer_id from scored_customers)
     group by excluded.customer_id
 ),
 
@@ -385,10 +394,13 @@ def _offers(
     offer_count: int,
     scored: bool = True,
     in_words: bool = True,
+    for_customers: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The offers of :func:`rank_offers`; with ``scored`` False (popularity), an offer's score is the share of
     customers who bought the item instead of 0. With ``in_words`` False, only ``customer_id``, ``offer_rank`` and
-    ``item_id``: what the holdout check counts (at a million customers the reasons in words are a gigabyte)."""
+    ``item_id``: what the holdout check counts (at a million customers the reasons in words are a gigabyte). With
+    ``for_customers``, the offers of those customers only (the same offers as in the whole ranking: a customer's offers
+    depend on everyone's purchases only through the evidence and popularity, which stay everyone's)."""
     validate_columns(history, ["customer_id", "item", "item_name"], "rank_offers", key=None)
     validate_columns(returned, ["customer_id", "item"], "rank_offers (returned)", key=None)
     validate_columns(rules, ["antecedent", "consequent", "confidence", "lift"], "rank_offers (rules)", key=None)
@@ -406,7 +418,10 @@ def _offers(
         connection.register(
             "item_neighbours", engine.arrow(neighbours.cast({"item": pl.String, "neighbour": pl.String}))
         )
-        for step in STEPS:
+        if for_customers is not None:
+            asked = pl.DataFrame({"customer_id": for_customers.cast(pl.String)})
+            connection.register("asked", engine.arrow(asked))
+        for step in (*STEPS, SCORED_CUSTOMERS_SQL[for_customers is not None], CUSTOMER_NUMBERS_SQL):
             connection.execute(step)
         owned = _numbered_pairs(connection, "owned")
         excluded = _numbered_pairs(connection, "excluded")
@@ -590,9 +605,13 @@ def choose_offers(
         min_baskets=min_baskets,
     )
     similar_then = similar_items(before, min_support=min_support)
-    model_then = _offers(before, returned_before, holdout_rules, similar_then, offer_count, in_words=False)
+    # only the offers of the customers the check counts (who bought something new) are made
+    counted = bought_new["customer_id"].unique()
+    model_then = _offers(before, returned_before, holdout_rules, similar_then, offer_count, in_words=False,
+                         for_customers=counted)  # fmt: skip
     metrics = offer_hits(model_then, bought_new, customers, k=offer_count)
-    popular_then = _offers(before, returned_before, *_NO_EVIDENCE, offer_count, scored=False, in_words=False)
+    popular_then = _offers(before, returned_before, *_NO_EVIDENCE, offer_count, scored=False, in_words=False,
+                           for_customers=counted)  # fmt: skip
     baseline_metrics = offer_hits(popular_then, bought_new, customers, k=offer_count)
     del before, model_then, popular_then
     comparison = compare(

@@ -8,7 +8,9 @@ import pytest
 from models_ml import offer_scoring
 from models_ml.basket import association_rules
 from models_ml.offers import (
+    _NO_EVIDENCE,
     OFFER_SCHEMA,
+    _offers,
     choose_offers,
     offer_hits,
     popularity_offers,
@@ -117,6 +119,19 @@ def test_scoring_a_group_of_customers_at_a_time_gives_the_same_offers(monkeypatc
     in_passes = rank_offers(history, returned([("c5", "D")]), HAND_RULES, HAND_SIMILAR, offer_count=3)
     assert in_passes.sort("customer_id", "offer_rank").equals(at_once.sort("customer_id", "offer_rank"))
     assert at_once.filter(pl.col("source") != "popularity").height > 5
+
+
+@pytest.mark.parametrize("scored", [True, False], ids=["model", "popularity"])
+def test_the_offers_of_some_customers_are_theirs_in_the_whole_ranking(scored):
+    # c5 returned D (so D is everyone's item still), c9 never bought (asked for, but has nothing to be offered on)
+    history = pl.concat([HISTORY, bought([("c4", "A"), ("c5", "A"), ("c6", "B"), ("c7", "A"), ("c7", "B")])])
+    evidence = (HAND_RULES, HAND_SIMILAR) if scored else _NO_EVIDENCE
+    everyone = _offers(history, returned([("c5", "D")]), *evidence, 3, scored=scored)
+    asked = pl.Series(["c5", "c2", "c9"])
+    some = _offers(history, returned([("c5", "D")]), *evidence, 3, scored=scored, for_customers=asked)
+    assert set(some["customer_id"]) == {"c2", "c5"}
+    expected = everyone.filter(pl.col("customer_id").is_in(asked.implode()))
+    assert some.sort("customer_id", "offer_rank").equals(expected.sort("customer_id", "offer_rank"))
 
 
 def test_the_popularity_baseline_offers_the_most_bought_items_not_bought():
