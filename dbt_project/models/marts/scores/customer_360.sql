@@ -18,24 +18,32 @@ interactions as (
     select * from {{ ref('fct_interactions') }}
 ),
 
--- Preferred channel by interactions: where the customer most often reaches us (orders, calls, web sessions,
--- cases, responses to campaigns), ties to the most recent.
-interaction_channels as (
+-- What the customer did on each channel, in one pass over the interactions: what both preferred channels and
+-- the last contact are chosen from.
+channel_interactions as (
     select
         customer_id,
         channel_id,
-        count(*) as interactions,
-        max(occurred_at) as last_occurred_at
+        count(*) filter (where direction = 'inbound') as interactions,
+        max(occurred_at) filter (where direction = 'inbound') as last_occurred_at,
+        count(*) filter (
+            where campaign_id is not null and interaction_type in ('open', 'click', 'conversion')
+        ) as responses,
+        count(*) filter (where campaign_id is not null and interaction_type = 'send') as sends,
+        max(occurred_at) as last_contact_at
     from interactions
-    where customer_id is not null and direction = 'inbound'
+    where customer_id is not null
     group by customer_id, channel_id
 ),
 
+-- Preferred channel by interactions: where the customer most often reaches us (orders, calls, web sessions,
+-- cases, responses to campaigns), ties to the most recent.
 preferred_interaction_channels as (
     select
         customer_id,
         channel_id as preferred_channel_by_interactions
-    from interaction_channels
+    from channel_interactions
+    where interactions > 0
     qualify row_number() over (
         partition by customer_id order by interactions desc, last_occurred_at desc, channel_id asc
     ) = 1
@@ -43,37 +51,47 @@ preferred_interaction_channels as (
 
 -- Preferred channel by responses: the campaign channel whose sends the customer responds to most often (opens,
 -- clicks, conversions per send), among channels with at least one response; ties to the most responses.
-response_channels as (
-    select
-        customer_id,
-        channel_id,
-        count(*) filter (where interaction_type in ('open', 'click', 'conversion')) as responses,
-        count(*) filter (where interaction_type = 'send') as sends
-    from interactions
-    where customer_id is not null and campaign_id is not null
-    group by customer_id, channel_id
-),
-
 preferred_response_channels as (
     select
         customer_id,
         channel_id as preferred_channel_by_responses
-    from response_channels
+    from channel_interactions
     where responses > 0
     qualify row_number() over (
         partition by customer_id order by responses / greatest(sends, 1) desc, responses desc, channel_id asc
     ) = 1
 ),
 
-last_contacts as (
+-- The last contact: the customer's latest interaction, ties to the lowest interaction id. Ranking all of a
+-- customer's interactions sorted tens of millions of rows and spilled at a million customers; the latest time
+-- is an aggregate, so only the interactions at it (ties, or all of them when no time is known) are ranked. They
+-- are read from the table again: a second reader of the import CTE would have it held in memory.
+last_contact_times as (
     select
         customer_id,
-        occurred_at as last_contact_at,
-        channel_id as last_contact_channel,
-        interaction_type as last_contact_type
-    from interactions
-    where customer_id is not null
-    qualify row_number() over (partition by customer_id order by occurred_at desc, interaction_id asc) = 1
+        max(last_contact_at) as last_contact_at
+    from channel_interactions
+    group by customer_id
+),
+
+last_contacts as (
+    select
+        interactions.customer_id,
+        interactions.occurred_at as last_contact_at,
+        interactions.channel_id as last_contact_channel,
+        interactions.interaction_type as last_contact_type
+    from {{ ref('fct_interactions') }} as interactions
+    inner join last_contact_times
+        on
+            interactions.customer_id = last_contact_times.customer_id
+            and (
+                interactions.occurred_at = last_contact_times.last_contact_at
+                or last_contact_times.last_contact_at is null
+            )
+    qualify row_number() over (
+        partition by interactions.customer_id
+        order by interactions.occurred_at desc, interactions.interaction_id asc
+    ) = 1
 ),
 
 -- lifetime orders, revenue and first/last order come from dim_customers; only what it lacks is added here
