@@ -3,6 +3,11 @@
     meta.quarantine; what got in and was left out on the way is here, so that every row is accounted for
     (mart_source_reconciliation). Rows dated on or after the cutoff are here too: they count from the run whose
     cutoff follows them. -#}
+{#- a UTC time a day before the cutoff: any touch earlier than it is before the cutoff in every timezone -#}
+{%- set day_before_cutoff -%}
+    cast({{ dbt.dateadd('day', -1, as_of_date()) }} as timestamp)
+{%- endset %}
+
 with orders as (
     select * from {{ ref('int_orders_classified') }}
 ),
@@ -127,7 +132,10 @@ classified as (
     where exclusion_reason_code is not null
 ),
 
--- touchpoints are left out only when dated on or after the cutoff (or, for a response, when its send is missing)
+-- Touchpoints are left out only when dated on or after the cutoff (or, for a response, when its send is missing).
+-- A UTC time is within a day of its local time (offsets run from -12 to +14 hours): only the touches from a day
+-- before the cutoff on need their local date, a timezone conversion that took half of the model's time when done
+-- for each of the 25 million calls, sends, responses and sessions of a million customers.
 dated as (
     select
         'crm__contacts' as source_table,
@@ -155,6 +163,7 @@ dated as (
         {{ local_date('started_at') }} as event_date,
         'called' as event_verb
     from calls
+    where started_at >= {{ day_before_cutoff }}
     union all
     select
         'marketing__sends' as source_table,
@@ -164,6 +173,7 @@ dated as (
         {{ local_date('sent_at') }} as event_date,
         'sent' as event_verb
     from sends
+    where sent_at >= {{ day_before_cutoff }}
     union all
     select
         'marketing__responses' as source_table,
@@ -173,6 +183,7 @@ dated as (
         {{ local_date('responded_at') }} as event_date,
         'responded' as event_verb
     from responses
+    where responded_at >= {{ day_before_cutoff }}
     union all
     select
         'web__sessions' as source_table,
@@ -182,6 +193,7 @@ dated as (
         {{ local_date('started_at') }} as event_date,
         'visited' as event_verb
     from sessions
+    where started_at >= {{ day_before_cutoff }}
 ),
 
 after_cutoff as (
