@@ -96,6 +96,19 @@ def _mean_and_gradient(
     return value, -params * weighted_sums / total + 2.0 * penalizer * params**2
 
 
+def _per_frequency_terms(params: np.ndarray, x_values: np.ndarray, dropouts: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A1 + A2 of the BG/NBD family per distinct x, and their derivatives in r, a and b (alpha's is r / alpha for
+    everyone): A1 = lnG(r + x) - lnG(r) + r ln alpha, A2 = lnG(a + b) + lnG(b + n) - lnG(b) - lnG(a + b + n), with
+    n = ``dropouts``, the purchases after which a customer may have dropped out (x for the BG/NBD, x + 1 for the
+    MBG/NBD, whose customers may also drop out right after the first)."""
+    r, alpha, a, b = params
+    a_12 = gammaln(r + x_values) - gammaln(r) + r * np.log(alpha)
+    a_12 += gammaln(a + b) + gammaln(b + dropouts) - gammaln(b) - gammaln(a + b + dropouts)
+    d_r = digamma(r + x_values) - digamma(r) + np.log(alpha)
+    d_a = digamma(a + b) - digamma(a + b + dropouts)
+    return a_12, d_r, d_a, d_a + digamma(b + dropouts) - digamma(b)
+
+
 def bgnbd_objective(log_params, histories: PurchaseHistories, penalizer: float) -> tuple[float, np.ndarray]:
     """lifetimes' ``BetaGeoFitter._negative_log_likelihood`` and its gradient.
 
@@ -106,12 +119,7 @@ def bgnbd_objective(log_params, histories: PurchaseHistories, penalizer: float) 
     params = np.exp(np.asarray(log_params, dtype=float))
     r, alpha, a, b = params
     h, x_values = histories, histories.frequencies
-    # per distinct x: A1 + A2 and their derivatives (alpha's is r / alpha for everyone)
-    a_12 = gammaln(r + x_values) - gammaln(r) + r * np.log(alpha)
-    a_12 += gammaln(a + b) + gammaln(b + x_values) - gammaln(b) - gammaln(a + b + x_values)
-    d_r = digamma(r + x_values) - digamma(r) + np.log(alpha)
-    d_a = digamma(a + b) - digamma(a + b + x_values)
-    d_b = d_a + digamma(b + x_values) - digamma(b)
+    a_12, d_r, d_a, d_b = _per_frequency_terms(params, x_values, x_values)
     shifted_b = b + np.maximum(x_values, 1.0) - 1.0
     # ln a - ln(b + x - 1) per x; -inf without a repeat purchase, where A4 has no part (exp(A4) = 0)
     a_4_start = np.where(x_values > 0, np.log(a) - np.log(shifted_b), -np.inf)
@@ -149,11 +157,7 @@ def mbgnbd_objective(log_params, histories: PurchaseHistories, penalizer: float)
     params = np.exp(np.asarray(log_params, dtype=float))
     r, alpha, a, b = params
     h, x_values = histories, histories.frequencies
-    a_12 = gammaln(r + x_values) - gammaln(r) + r * np.log(alpha)
-    a_12 += gammaln(a + b) + gammaln(b + x_values + 1) - gammaln(b) - gammaln(a + b + x_values + 1)
-    d_r = digamma(r + x_values) - digamma(r) + np.log(alpha)
-    d_a = digamma(a + b) - digamma(a + b + x_values + 1)
-    d_b = d_a + digamma(b + x_values + 1) - digamma(b)
+    a_12, d_r, d_a, d_b = _per_frequency_terms(params, x_values, x_values + 1)
     log_age, log_recency = np.log(alpha + h.ages)[h.by_age], np.log(alpha + h.recencies)[h.by_recency]
     inverse_age, inverse_recency = (1.0 / (alpha + h.ages))[h.by_age], (1.0 / (alpha + h.recencies))[h.by_recency]
     shape = r + h.frequency

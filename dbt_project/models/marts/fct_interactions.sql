@@ -171,17 +171,11 @@ touches as (
     select * from case_touches
 ),
 
--- A UTC time is within a day of its local date (offsets run from -12 to +14 hours): only the touches within a day
--- of the cutoff need their local date compared, a timezone conversion per touch (the 25 million calls, sends,
--- responses and sessions of a million customers) that the filter would otherwise do again beside the column's.
+-- only the touches within a day of the cutoff need their local date compared (local_date_before_cutoff): the
+-- filter would otherwise convert the timezone of each of 25 million touches again beside the column's
 final as (
     select * from touches
-    where
-        occurred_at < cast({{ dbt.dateadd('day', -1, as_of_date()) }} as timestamp)
-        or (
-            occurred_at < cast({{ dbt.dateadd('day', 1, as_of_date()) }} as timestamp)
-            and occurred_date < {{ as_of_date() }}
-        )
+    where {{ local_date_before_cutoff('occurred_at', 'occurred_date') }}
 )
 
 select * from final

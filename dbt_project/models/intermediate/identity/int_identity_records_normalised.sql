@@ -18,17 +18,10 @@ calls as (
     where {{ local_date('started_at') }} < {{ as_of_date() }}
 ),
 
--- A UTC time is within a day of its local time (offsets run from -12 to +14 hours): only the sessions within a
--- day of the cutoff need the timezone conversion, which took a quarter of the model's time when done for each of
--- the 13 million sessions of a million customers.
+-- only the sessions within a day of the cutoff need the timezone conversion (local_date_before_cutoff)
 sessions as (
     select * from {{ ref('stg_web__sessions') }}
-    where
-        started_at < cast({{ dbt.dateadd('day', -1, as_of_date()) }} as timestamp)
-        or (
-            started_at < cast({{ dbt.dateadd('day', 1, as_of_date()) }} as timestamp)
-            and {{ local_date('started_at') }} < {{ as_of_date() }}
-        )
+    where {{ local_date_before_cutoff('started_at') }}
 ),
 
 countries as (

@@ -13,20 +13,14 @@ sends as (
     select * from {{ ref('stg_marketing__sends') }}
 ),
 
--- A UTC time is within a day of its local time (offsets run from -12 to +14 hours): only the sends within a day
--- of the cutoff need the timezone conversion, which every model reading this view did again for each of the 10
--- million sends of a million customers.
+-- only the sends within a day of the cutoff need the timezone conversion (local_date_before_cutoff), which every
+-- model reading this view did again for each of the 10 million sends of a million customers
 active_before_cutoff as (
     select campaign_id from members
     where {{ local_date('assigned_at') }} < {{ as_of_date() }}
     union
     select campaign_id from sends
-    where
-        sent_at < cast({{ dbt.dateadd('day', -1, as_of_date()) }} as timestamp)
-        or (
-            sent_at < cast({{ dbt.dateadd('day', 1, as_of_date()) }} as timestamp)
-            and {{ local_date('sent_at') }} < {{ as_of_date() }}
-        )
+    where {{ local_date_before_cutoff('sent_at') }}
 ),
 
 numbered_campaigns as (

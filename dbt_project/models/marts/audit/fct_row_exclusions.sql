@@ -3,11 +3,6 @@
     meta.quarantine; what got in and was left out on the way is here, so that every row is accounted for
     (mart_source_reconciliation). Rows dated on or after the cutoff are here too: they count from the run whose
     cutoff follows them. -#}
-{#- a UTC time a day before the cutoff: any touch earlier than it is before the cutoff in every timezone -#}
-{%- set day_before_cutoff -%}
-    cast({{ dbt.dateadd('day', -1, as_of_date()) }} as timestamp)
-{%- endset %}
-
 with orders as (
     select * from {{ ref('int_orders_classified') }}
 ),
@@ -163,7 +158,7 @@ dated as (
         {{ local_date('started_at') }} as event_date,
         'called' as event_verb
     from calls
-    where started_at >= {{ day_before_cutoff }}
+    where started_at >= {{ day_before_cutoff() }}
     union all
     select
         'marketing__sends' as source_table,
@@ -173,7 +168,7 @@ dated as (
         {{ local_date('sent_at') }} as event_date,
         'sent' as event_verb
     from sends
-    where sent_at >= {{ day_before_cutoff }}
+    where sent_at >= {{ day_before_cutoff() }}
     union all
     select
         'marketing__responses' as source_table,
@@ -183,7 +178,7 @@ dated as (
         {{ local_date('responded_at') }} as event_date,
         'responded' as event_verb
     from responses
-    where responded_at >= {{ day_before_cutoff }}
+    where responded_at >= {{ day_before_cutoff() }}
     union all
     select
         'web__sessions' as source_table,
@@ -193,7 +188,7 @@ dated as (
         {{ local_date('started_at') }} as event_date,
         'visited' as event_verb
     from sessions
-    where started_at >= {{ day_before_cutoff }}
+    where started_at >= {{ day_before_cutoff() }}
 ),
 
 after_cutoff as (

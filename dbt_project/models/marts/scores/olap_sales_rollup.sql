@@ -149,15 +149,9 @@ category_months as (
         -- and counts its customer in its month (quarter, year, all time) when it is the first of the customer's
         -- lines of the category, or the line before it is of another month (quarter, year)
         {%- for date_level in date_levels %}
-        sum(case
-            when
-                category_lines.previous_order_date is null
-                {%- for column in date_columns[:loop.index0] %}
-                or previous_calendar.{{ column }} <> calendar.{{ column }}
-                {%- endfor %}
-                then 1
-            else 0
-        end) as {{ date_level }}_customers{{ ',' if not loop.last }}
+        {%- set period = date_columns[:loop.index0] %}
+        {{ rows_starting_period('category_lines.previous_order_date', 'previous_calendar', period) }}
+            as {{ date_level }}_customers{{ ',' if not loop.last }}
         {%- endfor %}
     from category_lines
     inner join geography on category_lines.geography_id = geography.geography_id
@@ -191,15 +185,9 @@ order_months as (
         {%- for previous, prefix in [('previous', ''), ('previous_channel', 'channel_')] %}
         {%- set marks_loop = loop %}
         {%- for date_level in date_levels %}
-        sum(case
-            when
-                marked_orders.{{ previous }}_order_date is null
-                {%- for column in date_columns[:loop.index0] %}
-                or {{ previous }}_calendar.{{ column }} <> calendar.{{ column }}
-                {%- endfor %}
-                then 1
-            else 0
-        end) as {{ prefix }}{{ date_level }}_customers{{ ',' if not (loop.last and marks_loop.last) }}
+        {%- set period = date_columns[:loop.index0] %}
+        {{ rows_starting_period('marked_orders.' ~ previous ~ '_order_date', previous ~ '_calendar', period) }}
+            as {{ prefix }}{{ date_level }}_customers{{ ',' if not (loop.last and marks_loop.last) }}
         {%- endfor %}
         {%- endfor %}
     from marked_orders
