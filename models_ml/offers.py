@@ -589,12 +589,14 @@ def choose_offers(
     # The check: the same ranking, made on what was known at the cutoff, against what was bought after it.
     before = purchases.filter(pl.col("purchased_on") < cutoff)
     returned_before = returns.filter(pl.col("returned_on") < cutoff).select("customer_id", "item")
-    known = pl.concat([before.select("customer_id", "item"), returned_before]).unique()
+    # new to the customer: neither bought nor returned before the cutoff (two anti-joins rather than the union of
+    # both made unique: at a million customers that union's hash table was the step's largest allocation)
     bought_new = (
         purchases.filter(pl.col("purchased_on") >= cutoff)
         .select("customer_id", "item")
         .unique()
-        .join(known, on=["customer_id", "item"], how="anti")
+        .join(before.select("customer_id", "item"), on=["customer_id", "item"], how="anti")
+        .join(returned_before, on=["customer_id", "item"], how="anti")
     )
     customers = before["customer_id"].unique()
     holdout_rules = association_rules(

@@ -214,6 +214,17 @@ def test_the_model_is_published_when_it_beats_popularity_on_the_holdout():
     assert offers_of(choice.offers, "g1")[0][0] == "X"
 
 
+def test_the_check_counts_only_items_new_to_the_customer_at_the_cutoff():
+    # as in tastes("C"), but before the cutoff g1 returned C and g2 bought it: neither C is new to them, so only g3
+    # and g4 are counted (each buys C, which the model offers them)
+    purchases, _ = tastes("C")
+    purchases = pl.concat([purchases, purchases.filter(pl.col("basket_id") == "o2").with_columns(item=pl.lit("C"),
+                           item_name=pl.lit(NAMES["C"]))])  # fmt: skip
+    returns = pl.DataFrame({"customer_id": ["g1"], "item": ["C"], "returned_on": [date(2025, 7, 1)]})
+    verdict = choose(purchases, returns).verdict
+    assert verdict.metrics == {"customers_evaluated": 2, "hit_rate_at_k": 1.0, "precision_at_k": 1.0, "k": 1}
+
+
 def test_popularity_is_published_when_the_model_does_not_beat_it():
     # the same customers buy X instead: popularity 4/4, the model 0/4
     choice = choose(*tastes("X"))
