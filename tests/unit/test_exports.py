@@ -71,3 +71,19 @@ def test_formula_like_values_are_counted_per_table_and_column():
     )
     connection.execute("create table marts.lonely as select 'fine' as note")
     assert formula_payloads(connection, "memory", ("marts",)) == [("marts.people", "name", 2)]
+
+
+def test_every_text_column_of_a_table_is_counted_whatever_its_name():
+    connection = duckdb.connect()
+    connection.execute("create schema marts")
+    connection.execute(
+        "create table marts.notes as select * from (values (?, ?, ?, 1), (?, ?, ?, 2), (?, ?, ?, 3)) "
+        'as rows("z note", "a ""quoted"" name", plain, amount)',
+        [PAYLOADS[1], PAYLOADS[2], "ok", "x", PAYLOADS[4], PAYLOADS[5], PAYLOADS[0], "-7", None],
+    )
+    connection.execute("create table marts.empty (note varchar)")
+    assert formula_payloads(connection, "memory", ("marts",)) == [
+        ("marts.notes", 'a "quoted" name', 2),
+        ("marts.notes", "plain", 1),
+        ("marts.notes", "z note", 2),
+    ]
