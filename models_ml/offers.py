@@ -435,6 +435,11 @@ def _offers(
         )  # fmt: skip
         connection.register("scored", engine.arrow(pl.DataFrame(numbered_offers, schema=SCORED_SCHEMA)))
         connection.execute(MODEL_OFFERS_SQL)
+        # what only the numbering needed is let go before the offers are fetched (the step's memory peak)
+        del owned, excluded, edges, numbered_offers
+        connection.unregister("scored")
+        for table in ("owned", "customer_numbers"):
+            connection.execute(f"drop table {table}")
         offers = connection.sql(OFFERS_SQL, params={"offer_count": offer_count})
         if not in_words:
             return offers.select("customer_id", "offer_rank", "item_id").pl()
