@@ -193,13 +193,14 @@ def run(as_of: date | None) -> None:
     from pipelines.publish.guard import held_message, read_held
     from pipelines.publish.snapshot import current_snapshot
     from pipelines.resources import AS_OF_TAG
+    from pipelines.transform.assets import night_parse_inputs
     from pipelines.transform.project import DBT_PROJECT_DIR, prepare_manifest
 
     settings = load_settings()
     as_of = as_of or settings.today()
     use_dagster_home(settings)
     click.echo(f"Nightly job as of {as_of}: landing {settings.landing_dir}, warehouse {settings.warehouse_path}")
-    prepare_manifest(force=True)
+    prepare_manifest(force=True, **night_parse_inputs(settings, as_of))
     tally = RunTally()
     try:
         contracts = load_contracts(BUILT_IN_DIR, settings.contracts_dir)

@@ -42,12 +42,14 @@ def run_nightly(environ: dict[str, str], as_of: date = AS_OF):
     from pipelines.definitions import NIGHTLY_JOB, build_definitions
     from pipelines.resources import AS_OF_TAG
     from pipelines.settings import load_settings
-    from pipelines.transform.project import prepare_manifest
+    from pipelines.transform.assets import night_parse_inputs
+    from pipelines.transform.project import dbt_environment, prepare_manifest
 
-    saved = {name: os.environ.get(name) for name in environ}
+    saved = {name: os.environ.get(name) for name in [*environ, *dbt_environment("", "", 0)]}
     os.environ.update(environ)
     try:
-        prepare_manifest(force=True)
+        # as `crm run` does: the night's dbt steps reuse this parse
+        prepare_manifest(force=True, **night_parse_inputs(load_settings(), as_of))
         job = build_definitions(load_settings()).resolve_job_def(NIGHTLY_JOB)
         with DagsterInstance.ephemeral() as instance:
             tags = {AS_OF_TAG: as_of.isoformat()}

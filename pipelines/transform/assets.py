@@ -16,7 +16,7 @@ from pipelines.ingest.assets import raw_asset_key
 from pipelines.publish.health import record_dbt_tests
 from pipelines.resources import Warehouse, as_of_date
 from pipelines.settings import Settings
-from pipelines.transform.project import dbt_project
+from pipelines.transform.project import dbt_environment, dbt_project, keep_partial_parse
 
 SCORES_SELECTION = "tag:scores"
 
@@ -114,6 +114,18 @@ def dbt_build_args(settings: Settings, as_of: date) -> list[str]:
     return ["build", "--vars", json.dumps(dbt_vars(settings, as_of), sort_keys=True)]
 
 
+def night_parse_inputs(settings: Settings, as_of: date) -> dict[str, Any]:
+    """A night's dbt ``--vars`` and profile environment, for ``prepare_manifest`` before the run: the run's dbt
+    steps see the same and so reuse that parse. A setting dbt cannot take is left to the first dbt step, which
+    fails naming it."""
+    warehouse = Warehouse.from_settings(settings)
+    try:
+        args = dbt_build_args(settings, as_of)[1:]
+    except DbtVarError:
+        args = []
+    return {"args": args, "environment": dbt_environment(warehouse.path, warehouse.memory_limit, warehouse.threads)}
+
+
 def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
     """Two steps of one dbt project: the warehouse (everything but the ``scores`` tag), then, once the Python
     models have written their scores, the marts and the history snapshot over them."""
@@ -129,13 +141,12 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         @dbt_assets(manifest=manifest, project=dbt_project, name=name, dagster_dbt_translator=translator, **selection)
         def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
             # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
-            os.environ["CRM_WAREHOUSE_PATH"] = warehouse.path
-            os.environ["CRM_DBT_MEMORY_LIMIT"] = warehouse.memory_limit or "80%"
-            os.environ["CRM_DBT_THREADS"] = str(warehouse.threads or os.cpu_count() or 1)
+            os.environ.update(dbt_environment(warehouse.path, warehouse.memory_limit, warehouse.threads))
             warehouse.wait_until_free(on_wait=context.log.warning)
             args = dbt_build_args(settings, as_of_date(context, settings.today()))
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             yield from invocation.stream()
+            keep_partial_parse(invocation.target_path)
             # the tests' results are kept for the Data health page, a failed build's above all; then it fails
             record_dbt_tests(warehouse, context.run.run_id, name, invocation.target_path)
             error = invocation.get_error()

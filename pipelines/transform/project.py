@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -23,11 +26,45 @@ def dbt_resource() -> DbtCliResource:
     return DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
 
 
-def prepare_manifest(force: bool = False) -> None:
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def dbt_environment(path: str, memory_limit: str, threads: int) -> dict[str, str]:
+    """What dbt_project/profiles.yml reads from the environment: the warehouse file and the engine's memory and
+    threads (empty and 0 are DuckDB's defaults). dbt parses a project again whole when any of them, or the
+    ``--vars``, differ from its last parse's, so a run's parse and its builds must see the same."""
+    return {
+        "CRM_WAREHOUSE_PATH": path,
+        "CRM_DBT_MEMORY_LIMIT": memory_limit or "80%",
+        "CRM_DBT_THREADS": str(threads or os.cpu_count() or 1),
+    }
+
+
+def prepare_manifest(
+    force: bool = False, *, args: Sequence[str] = (), environment: dict[str, str] | None = None
+) -> None:
     """Parse the dbt project into target/manifest.json, which the dbt assets are built from.
 
     Loading the definitions parses once when there is no manifest; ``crm run`` and the tests pass ``force`` so
-    that a model edited since the last parse never runs from a stale manifest.
+    that a model edited since the last parse never runs from a stale manifest. ``crm run`` passes its build's
+    ``args`` (the ``--vars``) and ``environment`` (:func:`dbt_environment`), which this process keeps: its dbt
+    steps then find the parse they would make already in target/ (dagster-dbt copies the partial-parse file into
+    each invocation's folder) and skip parsing, one parse a night instead of one per dbt step.
     """
     if force or not dbt_project.manifest_path.exists():
-        dbt_resource().cli(["parse", "--quiet"], target_path=Path("target")).wait()
+        os.environ.update(environment or {})
+        dbt_resource().cli(["parse", "--quiet", *args], target_path=Path("target")).wait()
+
+
+def keep_partial_parse(invocation_target: Path) -> None:
+    """Make an invocation's parse the one the next dbt invocation starts from (dagster-dbt copies target/'s
+    partial-parse file into each invocation's folder): the second dbt step of a run, with the same ``--vars``
+    and environment, then skips parsing. A file of other vars is only a missed shortcut, never a wrong parse
+    (dbt checks the vars, the profile and every file's checksum before using it)."""
+    made = invocation_target / PARTIAL_PARSE_FILE
+    if not made.exists():
+        return
+    kept = dbt_project.manifest_path.parent / PARTIAL_PARSE_FILE
+    temporary = kept.with_suffix(f".{os.getpid()}.tmp")
+    shutil.copyfile(made, temporary)
+    os.replace(temporary, kept)
