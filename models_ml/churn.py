@@ -315,30 +315,30 @@ def _permutation_auc_drops(model: ChurnModel, matrix: np.ndarray, labels: np.nda
 _OCCLUSION_ROWS = 100_000
 
 
-def _occlusion_raises(
-    model: ChurnModel, matrix: np.ndarray, probability: np.ndarray, tried: Sequence[int]
-) -> np.ndarray:
-    """How much each tried feature raises each customer's churn probability: the probability less the one with that
-    feature set to its typical value.
+def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's churn probability, and how much each tried feature raises it: the probability less the one
+    with that feature set to its typical value.
 
     Only the trees that split on a feature can change when it changes, so each tree predicts every customer once
-    and only the trees of a tried feature predict again, with the feature occluded; the raw score is then summed
-    tree by tree in the estimator's own order, so the result is the very number ``predict_proba`` gives for the
-    occluded rows (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a fraction of the predictions
-    (``_Trees``).
+    (which gives the probability itself) and only the trees of a tried feature predict again, with the feature
+    occluded; the raw score is then summed tree by tree in the estimator's own order, so both are the very numbers
+    ``predict_proba`` gives (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a fraction of the
+    predictions (``_Trees``).
     """
     estimator, trees = model.estimator, _Trees(model.estimator)
+    probability = np.empty(matrix.shape[0])
     raises = np.empty((matrix.shape[0], len(tried)))
     for start in range(0, matrix.shape[0], _OCCLUSION_ROWS):
         rows = estimator._preprocess_X(matrix[start : start + _OCCLUSION_ROWS], reset=False)
         outputs = trees.outputs(rows)
+        chunk = slice(start, start + rows.shape[0])
+        probability[chunk] = estimator._loss.predict_proba(trees.raw(rows, outputs, changed=-1))[:, 1]
         for position, index in enumerate(tried):
             occluded = rows.copy()
             occluded[:, index] = model.typical[model.features[index]]
-            chunk = slice(start, start + rows.shape[0])
             raw = trees.raw(occluded, outputs, index)
             raises[chunk, position] = probability[chunk] - estimator._loss.predict_proba(raw)[:, 1]
-    return raises
+    return probability, raises
 
 
 def score_churn(
@@ -355,10 +355,9 @@ def score_churn(
     "days since the last order: 412 (typical 96)"). A baseline gives its one reason, recency. ``candidates``
     limits the features tried as reasons (e.g. the model's top drivers): each costs one prediction of every row.
     """
-    probability = model.predict(customers)
-    scored = pl.DataFrame({"customer_id": customers["customer_id"], "churn_probability": probability})
     words = labels_in_words or {}
     if isinstance(model, RecencyBaseline):
+        scored = pl.DataFrame({"customer_id": customers["customer_id"], "churn_probability": model.predict(customers)})
         feature = model.recency_feature
         value = customers[feature].cast(pl.Float64)
         sentence = pl.select(
@@ -373,7 +372,9 @@ def score_churn(
         raise ValueError(f"churn: candidate reason(s) {', '.join(unknown)} are not features of the model")
     matrix = _matrix(customers, model.features)
     tried = [model.features.index(feature) for feature in (candidates or model.features)]
-    raises = _occlusion_raises(model, matrix, probability, tried)
+    # the occlusion predicts every tree for every customer anyway: the probability comes from those predictions
+    probability, raises = _occlusion_raises(model, matrix, tried)
+    scored = pl.DataFrame({"customer_id": customers["customer_id"], "churn_probability": probability})
     top = np.argsort(-raises, axis=1)[:, :reasons]
     rows = np.arange(matrix.shape[0])
     labels = np.array([words.get(model.features[index], model.features[index]) for index in tried])

@@ -86,7 +86,8 @@ def test_occluding_only_the_trees_that_split_on_a_feature_gives_predict_probas_v
         occluded[:, index] = model.typical[feature]
         expected[:, index] = probability - model.estimator.predict_proba(occluded)[:, 1]
     monkeypatch.setattr(churn, "_OCCLUSION_ROWS", 1000)  # three chunks, the last one short
-    raises = churn._occlusion_raises(model, matrix, probability, list(range(len(features))))
+    predicted, raises = churn._occlusion_raises(model, matrix, list(range(len(features))))
+    assert np.array_equal(predicted, probability)
     assert np.array_equal(raises, expected)
     assert (np.abs(raises) > 0.01).any(axis=0)[:2].all(), "the two causes move the probability"
 
