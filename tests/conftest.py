@@ -43,9 +43,9 @@ def run_nightly(environ: dict[str, str], as_of: date = AS_OF):
     from pipelines.resources import AS_OF_TAG
     from pipelines.settings import load_settings
     from pipelines.transform.assets import night_parse_inputs
-    from pipelines.transform.project import dbt_environment, prepare_manifest
+    from pipelines.transform.project import DBT_ENVIRONMENT_VARIABLES, prepare_manifest
 
-    saved = {name: os.environ.get(name) for name in [*environ, *dbt_environment("", "", 0)]}
+    saved = {name: os.environ.get(name) for name in [*environ, *DBT_ENVIRONMENT_VARIABLES]}
     os.environ.update(environ)
     try:
         # as `crm run` does: the night's dbt steps reuse this parse

@@ -118,12 +118,11 @@ def night_parse_inputs(settings: Settings, as_of: date) -> dict[str, Any]:
     """A night's dbt ``--vars`` and profile environment, for ``prepare_manifest`` before the run: the run's dbt
     steps see the same and so reuse that parse. A setting dbt cannot take is left to the first dbt step, which
     fails naming it."""
-    warehouse = Warehouse.from_settings(settings)
     try:
         args = dbt_build_args(settings, as_of)[1:]
     except DbtVarError:
         args = []
-    return {"args": args, "environment": dbt_environment(warehouse.path, warehouse.memory_limit, warehouse.threads)}
+    return {"args": args, "environment": dbt_environment(Warehouse.from_settings(settings))}
 
 
 def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
@@ -141,7 +140,7 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         @dbt_assets(manifest=manifest, project=dbt_project, name=name, dagster_dbt_translator=translator, **selection)
         def step(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse):
             # dbt runs in a subprocess that inherits this environment; profiles.yml reads the path from it.
-            os.environ.update(dbt_environment(warehouse.path, warehouse.memory_limit, warehouse.threads))
+            os.environ.update(dbt_environment(warehouse))
             warehouse.wait_until_free(on_wait=context.log.warning)
             args = dbt_build_args(settings, as_of_date(context, settings.today()))
             invocation = dbt.cli(args, context=context, raise_on_error=False)

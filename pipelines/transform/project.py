@@ -7,10 +7,14 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster_dbt import DbtCliResource, DbtProject
 
 from pipelines.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from pipelines.resources import Warehouse
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 # The dbt installed beside this Python (the project's .venv), whether or not the venv is on PATH, started through
@@ -29,15 +33,16 @@ def dbt_resource() -> DbtCliResource:
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
-def dbt_environment(path: str, memory_limit: str, threads: int) -> dict[str, str]:
-    """What dbt_project/profiles.yml reads from the environment: the warehouse file and the engine's memory and
+# What dbt_project/profiles.yml reads from the environment.
+DBT_ENVIRONMENT_VARIABLES = ("CRM_WAREHOUSE_PATH", "CRM_DBT_MEMORY_LIMIT", "CRM_DBT_THREADS")
+
+
+def dbt_environment(warehouse: Warehouse) -> dict[str, str]:
+    """The values of :data:`DBT_ENVIRONMENT_VARIABLES` for ``warehouse``: its file and the engine's memory and
     threads (empty and 0 are DuckDB's defaults). dbt parses a project again whole when any of them, or the
     ``--vars``, differ from its last parse's, so a run's parse and its builds must see the same."""
-    return {
-        "CRM_WAREHOUSE_PATH": path,
-        "CRM_DBT_MEMORY_LIMIT": memory_limit or "80%",
-        "CRM_DBT_THREADS": str(threads or os.cpu_count() or 1),
-    }
+    values = (warehouse.path, warehouse.memory_limit or "80%", str(warehouse.threads or os.cpu_count() or 1))
+    return dict(zip(DBT_ENVIRONMENT_VARIABLES, values, strict=True))
 
 
 def prepare_manifest(

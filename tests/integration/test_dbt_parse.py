@@ -17,7 +17,7 @@ def _parse_messages(run_id: str, step: str) -> list[str]:
     messages = []
     for line in (folders[0] / "dbt.log").read_text(encoding="utf-8").splitlines():
         message = json.loads(line).get("info", {}).get("msg", "") if line.startswith("{") else ""
-        if "partial parsing" in message or "Partial parsing" in message:
+        if "partial parsing" in message.lower():
             messages.append(message)
     return messages
 
