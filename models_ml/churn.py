@@ -19,12 +19,15 @@ a dbt model over the two runs' scores (marts.customer_revenue_at_risk).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
+import sklearn
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
@@ -32,7 +35,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from models_ml.clv import ClvFit, ClvFitError, fit_clv, predict_purchases
-from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, Verdict, compare, refusing
+from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, StoredFit, Verdict, compare, refuse, refusing
 from models_ml.validation import KEY, InsufficientDataError, validate_columns
 
 LABEL = "churned"
@@ -406,12 +409,19 @@ class ChurnRun:
         The features the model was trained on.
     dropped_features
         Feature -> why it was left out (no value for any customer at a cutoff, or one value for all).
+    model, baseline, drivers
+        What scored: the model refitted on the latest cutoff (None when the baseline's scores are published), the
+        recency baseline fitted there, and the features a customer's reasons are sought among (the model's
+        drivers; None without a model).
     """
 
     scores: pl.DataFrame
     verdict: Verdict
     features: tuple[str, ...]
     dropped_features: Mapping[str, str] = field(default_factory=dict)
+    model: ChurnModel | None = None
+    baseline: RecencyBaseline | None = None
+    drivers: tuple[str, ...] | None = None
 
 
 def usable_features(labelled: Mapping[str, pl.DataFrame], features: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -580,12 +590,13 @@ def _scored(
 ) -> ChurnRun:
     # a customer's reasons are sought among the model's drivers: each feature tried costs a prediction of everyone
     scorer = model if model is not None else baseline
-    scores = score_churn(scorer, current, labels_in_words=words, candidates=drivers if model else None)
+    drivers = tuple(drivers) if model is not None and drivers is not None else None
+    scores = score_churn(scorer, current, labels_in_words=words, candidates=drivers)
     scores = scores.with_columns(
         baseline_churn_probability=pl.Series(baseline.predict(current)),
         score_source=pl.lit(verdict.score_source),
     )
-    return ChurnRun(scores, verdict, tuple(features), dict(dropped))
+    return ChurnRun(scores, verdict, tuple(features), dict(dropped), model, baseline, drivers)
 
 
 # --- The run: cutoffs, each cutoff's frame, the protocol -------------------------------------------------------------
@@ -640,13 +651,47 @@ class CutoffHistory:
 @dataclass(frozen=True)
 class ChurnInputs:
     """Everything a churn run reads: its cutoffs, each cutoff's history, and the purchase model the lifetime-value
-    run published at the run's cutoff (None when it published the baseline's scores or none)."""
+    run published at the run's cutoff (None when it published the baseline's scores or none). ``train`` and
+    ``test`` are None when only the customers to score were loaded, for a night that scores with a stored fit."""
 
     cutoffs: ChurnCutoffs
-    train: CutoffHistory
-    test: CutoffHistory
+    train: CutoffHistory | None
+    test: CutoffHistory | None
     current: CutoffHistory
     published_fit: ClvFit | None = None
+
+
+# Bumped when what a stored churn fit holds, or how it scores, changes: a fit stored by other code is never reused.
+CHURN_FIT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ChurnFit:
+    """What a later night needs to score with this run's fit instead of fitting again: the scorers, the features
+    they read, and the run's verdict and facts (the figures that chose the model are the fit's, not a new test's).
+    """
+
+    run: ChurnRun
+    parameters: Mapping
+    rows_used: int
+    training_from: date
+    training_to: date
+
+
+def churn_fit_key(current: CutoffHistory, window_days: int, exclude: Collection[str] = (), seed: int = 0) -> str:
+    """The fingerprint of what a churn fit depends on besides the data: the churn window, the features the
+    customers to score carry (a source that appears or goes changes them), the features left out, the seed, the
+    format of the stored fit and the versions of the libraries that fitted it. A stored fit is reused only under
+    the same key."""
+    facts = {
+        "format": CHURN_FIT_FORMAT,
+        "window_days": window_days,
+        "columns": sorted(current.behaviour.columns),
+        "exclude": sorted(exclude),
+        "seed": seed,
+        "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def churn_frame(
@@ -681,12 +726,15 @@ def run_churn(
     exclude: Collection[str] = (),
     feature_label: Callable[[str], str] = str,
     seed: int = 0,
+    stored: StoredFit | None = None,
 ) -> ModelOutput:
-    """The churn run (``ml.churn_scores``): each cutoff's frame (:func:`churn_frame`), then :func:`choose_churn`.
+    """The churn run (``ml.churn_scores``): each cutoff's frame (:func:`churn_frame`), then :func:`choose_churn`;
+    or, given an earlier night's fit (``stored``), the customers to score with it (:func:`rescore_churn`).
 
     The training and test cutoffs' purchase models are the model the lifetime-value run chose (BG/NBD when it
     chose none), fitted at each cutoff; the customers to score read the published fit itself. When no cutoff can
     train even the baseline, or nobody can be scored, every customer gets null scores and the verdict says why.
+    A run that fits returns its fit (``ModelOutput.fit``, under :func:`churn_fit_key`) for later nights to reuse.
 
     Parameters
     ----------
@@ -700,8 +748,15 @@ def run_churn(
         A feature's words, for drivers, reasons and notes.
     seed
         As for :func:`choose_churn`.
+    stored
+        An earlier night's fit under this run's key (the caller checks the key and that it is due no refit).
     """
     cutoffs, published = inputs.cutoffs, inputs.published_fit
+    if stored is not None:
+        return rescore_churn(stored, inputs.current, window_days=window_days, published_fit=published,
+                             feature_label=feature_label)  # fmt: skip
+    if inputs.train is None or inputs.test is None:
+        raise ValueError("churn: a run without a stored fit needs the training and test cutoffs' histories")
     purchase_model = published.purchase_model if published else "BG/NBD"
     train = churn_frame(inputs.train, window_days, purchase_model=purchase_model)
     test = churn_frame(inputs.test, window_days, purchase_model=purchase_model)
@@ -724,7 +779,41 @@ def run_churn(
         churn = choose_churn(
             train, test, current, features, labels_in_words={f: feature_label(f) for f in features}, seed=seed
         )
-        chosen = {"features": list(churn.features), "dropped_features": dict(churn.dropped_features)}
-        return ModelOutput({"churn_scores": churn.scores}, churn.verdict, parameters | chosen, **facts)
+        chosen = parameters | {"features": list(churn.features), "dropped_features": dict(churn.dropped_features)}
+        fit = ChurnFit(replace(churn, scores=churn.scores.clear()), chosen, **facts)
+        key = churn_fit_key(inputs.current, window_days, exclude, seed)
+        return ModelOutput({"churn_scores": churn.scores}, churn.verdict, chosen, **facts, fit=fit, fit_key=key)
 
     return refusing(attempt, ModelOutput({"churn_scores": no_churn_scores(current)}, parameters=parameters, **facts))
+
+
+def rescore_churn(
+    stored: StoredFit,
+    current: CutoffHistory,
+    *,
+    window_days: int,
+    published_fit: ClvFit | None = None,
+    feature_label: Callable[[str], str] = str,
+) -> ModelOutput:
+    """Score the customers of ``current`` with an earlier night's fit: the same scoring as the night that fitted
+    (:func:`score_churn` with its model, drivers and baseline), on tonight's features; the verdict, figures and
+    facts are the fit's, with a note saying when it was made and when the next refit is due."""
+    fit: ChurnFit = stored.fit
+    run = fit.run
+    frame = churn_frame(current, window_days, fit=published_fit)
+    frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(f) for f in run.features if f not in frame.columns)
+    if frame.height == 0:
+        verdict = refuse("no customer has ordered before the cutoff, so there is nobody to score", baseline=False)
+        return ModelOutput({"churn_scores": no_churn_scores(frame)}, verdict, fit.parameters)
+    words = {feature: feature_label(feature) for feature in run.features}
+    scored = _scored(run.baseline, run.model, frame, run.verdict, run.features, run.dropped_features, words,
+                     run.drivers)  # fmt: skip
+    note = (
+        f"Scored with the fit made on the night of {stored.fitted_as_of.isoformat()} (its figures are that "
+        f"night's); the next refit is due on the night of {stored.refit_on.isoformat()}."
+    )
+    verdict = replace(run.verdict, notes=(*run.verdict.notes, note))
+    return ModelOutput(
+        {"churn_scores": scored.scores}, verdict, fit.parameters, fit.rows_used, fit.training_from, fit.training_to,
+        fitted_as_of=stored.fitted_as_of,
+    )  # fmt: skip

@@ -28,6 +28,7 @@ __all__ = [
     "BaselineCheck",
     "Comparison",
     "ModelOutput",
+    "StoredFit",
     "Verdict",
     "baseline_check",
     "compare",
@@ -162,6 +163,14 @@ class ModelOutput:
         Customers (rows) the model was fitted or judged on.
     training_from, training_to
         The period of history the model read.
+    fit, fit_key
+        What a later night needs to score with this run's fit instead of fitting again (the ``model_refit_days``
+        setting), and the fingerprint of what the fit depends on (settings, features, library versions): a night
+        reuses a stored fit only under the same key. None for a run that made no fit worth keeping (a refusal, or
+        a run that scored with an earlier fit).
+    fitted_as_of
+        The as-of date of the night whose fit made these scores, when it is an earlier night's; None when the run
+        fitted its model itself.
     """
 
     tables: Mapping[str, pl.DataFrame]
@@ -170,6 +179,19 @@ class ModelOutput:
     rows_used: int = 0
     training_from: date | None = None
     training_to: date | None = None
+    fit: object | None = None
+    fit_key: str | None = None
+    fitted_as_of: date | None = None
+
+
+@dataclass(frozen=True)
+class StoredFit:
+    """An earlier night's fit of a model (``ModelOutput.fit``), for a night that scores with it instead of fitting
+    again: the as-of date of the night that made it, the night a refit is due (``model_refit_days``), the fit."""
+
+    fitted_as_of: date
+    refit_on: date
+    fit: object
 
 
 def refusing(attempt: Callable[[], ModelOutput], nothing: ModelOutput) -> ModelOutput:

@@ -476,6 +476,10 @@ def _sizes(_ctx, _param, values: tuple[str, ...]) -> tuple[int, ...]:
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None, help="[a temporary folder]")
 @click.option("--skip-pages", is_flag=True, help="Do not time the dashboard pages.")
 @click.option("--skip-incremental", is_flag=True, help="Do not time the incremental night.")
+@click.option(
+    "--refit-days", type=click.IntRange(min=1), default=1, show_default=True,
+    help="model_refit_days of the incremental night and the night before it (1: every model fits every night).",
+)  # fmt: skip
 def bench(
     customers: tuple[int, ...],
     as_of: date,
@@ -484,12 +488,13 @@ def bench(
     workdir: Path | None,
     skip_pages: bool,
     skip_incremental: bool,
+    refit_days: int,
 ) -> None:
     """Time the generator, DuckDB alone and the night (stage by stage) at each size, the CLV fit beside the
     lifetimes route, and at the largest size the incremental night and the dashboard pages (docs/benchmarks.md)."""
     from pipelines.bench import BenchOptions, run_bench
 
-    options = BenchOptions(customers, as_of, sales_shape, keep, workdir, skip_pages, skip_incremental)
+    options = BenchOptions(customers, as_of, sales_shape, keep, workdir, skip_pages, skip_incremental, refit_days)
     try:
         sys.exit(run_bench(options, echo=click.echo))
     except FileExistsError as error:

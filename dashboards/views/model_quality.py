@@ -25,8 +25,8 @@ PAGE = {
 MODEL_ORDER = (
     "case model when 'clv' then 1 when 'churn' then 2 when 'rfm' then 3 when 'behaviour_segments' then 4 else 5 end"
 )
-SCORECARD_SQL = f"""select model, model_label, headline_metric, headline_label, model_value, baseline_value,
-    beats_baseline, score_source, verdict, notes, finished_at
+# Every column: a snapshot published before fitted_as_of existed has all the others.
+SCORECARD_SQL = f"""select *
 from marts.rpt_model_scorecard
 order by {MODEL_ORDER}, model"""
 CALIBRATION_SQL = """select scorer, bin, predicted, observed, customers
@@ -81,6 +81,8 @@ readiness = page.query(READINESS_SQL, (page.snapshot["run_id"],)) if page.has("m
 readiness_reasons = dict(zip(readiness.get("capability", []), readiness.get("reason", []), strict=True))
 has_scorecard = page.has("marts.rpt_model_scorecard")
 scorecard = page.query(SCORECARD_SQL) if has_scorecard else pd.DataFrame(columns=["model"])
+if "fitted_as_of" not in scorecard:  # published before models could score with an earlier night's fit
+    scorecard["fitted_as_of"] = pd.Timestamp(page.as_of)
 runs = {row.model: row for row in scorecard.itertuples()}
 
 
@@ -171,6 +173,9 @@ else:
                 label = run.headline_label[:1].upper() + run.headline_label[1:]
                 st.markdown(f"{label}: model **{figure(run.headline_metric, run.model_value)}**" + baseline)
             st.write(run.verdict)
+            fitted = pd.Timestamp(run.fitted_as_of).date() if pd.notna(run.fitted_as_of) else page.as_of
+            if fitted != page.as_of:
+                st.caption(f"Scored with the fit made on the night of {fitted.isoformat()}.")
             if isinstance(run.notes, str) and run.notes and run.notes != run.verdict:
                 with st.expander("Notes of the run"):
                     st.write(run.notes)
@@ -181,6 +186,7 @@ else:
         ],
         beats=scorecard.beats_baseline.map({True: "yes", False: "no"}).fillna("–"),
         finished=scorecard.finished_at.dt.strftime("%Y-%m-%d %H:%M"),
+        fitted=pd.to_datetime(scorecard.fitted_as_of).dt.strftime("%Y-%m-%d"),
     )
     with st.expander("The scorecard as a table"):
         table(
@@ -193,6 +199,7 @@ else:
                 "beats": ("Beats the baseline", "text"),
                 "score_source": ("Scores published", "text"),
                 "finished": ("Finished", "text"),
+                "fitted": ("Fitted on the night of", "text"),
                 "verdict": ("Verdict", "text"),
             },
             formats,

@@ -355,6 +355,10 @@ def _incremental_lines(report: dict) -> list[str]:
     stages = {stage["name"]: stage for stage in night.get("stages", [])}
     slowest = sorted((stage for stage in stages.values() if stage["kind"] != "phase"),
                      key=lambda stage: -stage["wall_seconds"])[:5]  # fmt: skip
+    refit_days = incremental.get("model_refit_days", 1)
+    lines += ["", "Every model fitted on both nights (model_refit_days 1)." if refit_days == 1 else
+              f"Both nights with model_refit_days {refit_days}: the incremental night's churn scored with the "
+              "history night's fit."]  # fmt: skip
     if slowest:
         listed = ", ".join(f"{stage['name']} {stage['wall_seconds']:,.1f} s" for stage in slowest)
         lines += ["", f"Its slowest stages: {listed}."]
@@ -433,7 +437,8 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(
             f"incremental night at {incremental['customers']:,}: "
             f"{_seconds(incremental['night']['wall_seconds'])} (+{incremental['new_orders']:,} orders of "
-            f"{incremental['day']}; history night {_seconds(incremental['history_night']['wall_seconds'])})"
+            f"{incremental['day']}; history night {_seconds(incremental['history_night']['wall_seconds'])}; "
+            f"model_refit_days {incremental.get('model_refit_days', 1)})"
         )
     pages = [page for page in (report.get("pages") or {}).get("pages", []) if "error" not in page]
     if pages:

@@ -17,6 +17,7 @@ from models_ml import (
     HOLDOUT_FIGURE,
     ModelOutput,
     baseline_check,
+    churn_fit_key,
     run_churn,
     run_clv,
     run_rfm,
@@ -32,7 +33,9 @@ from pipelines.ml.features import (
     feature_label,
     rfm_inputs,
     tier_inputs,
+    with_labelled_cutoffs,
 )
+from pipelines.ml.model_fits import store_fit, stored_fit
 from pipelines.ml.model_runs import ModelRun, record_model_run, write_scores
 from pipelines.resources import Warehouse, as_of_date
 from pipelines.settings import Settings
@@ -69,6 +72,8 @@ def save_run(warehouse: Warehouse, run: ModelRun, output: ModelOutput) -> str:
         model_run_id = record_model_run(connection, run)
         for table, frame in output.tables.items():
             write_scores(connection, table, frame, run)
+        if output.fit is not None and output.fit_key is not None:
+            store_fit(connection, run.model, output.fit_key, run.as_of, model_run_id, output.fit)
     return model_run_id
 
 
@@ -158,8 +163,13 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         run = started_run(context, settings, "churn")
         window = settings.churn_window_days
         with warehouse.connect() as connection:
-            inputs = churn_inputs(connection, run.as_of, window)
-        output = run_churn(inputs, window_days=window, feature_label=feature_label)
+            # the customers to score first: they say which stored fit, if any, tonight may score with
+            inputs = churn_inputs(connection, run.as_of, window, labelled=False)
+            key = churn_fit_key(inputs.current, window)
+            stored = stored_fit(connection, run.model, key, run.as_of, settings.model_refit_days)
+            if stored is None:
+                inputs = with_labelled_cutoffs(connection, inputs, window)
+        output = run_churn(inputs, window_days=window, feature_label=feature_label, stored=stored)
         model_run_id = save_run(warehouse, run, output)
         baseline = run.baseline_metrics or {}
         yield _materialized(

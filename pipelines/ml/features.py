@@ -8,6 +8,7 @@ the run sees them (net of returns recorded before the run's as-of date), a small
 """
 
 import json
+from dataclasses import replace
 from datetime import date
 
 import duckdb
@@ -327,25 +328,36 @@ def published_clv_fit(connection: duckdb.DuckDBPyConnection, as_of: date) -> Clv
     return ClvFit.from_dict(parameters) if "bgnbd" in parameters else None
 
 
-def churn_inputs(connection: duckdb.DuckDBPyConnection, as_of: date, window_days: int) -> ChurnInputs:
+def churn_inputs(
+    connection: duckdb.DuckDBPyConnection, as_of: date, window_days: int, *, labelled: bool = True
+) -> ChurnInputs:
     """The churn run's inputs: its cutoffs (``churn_cutoffs`` from the last order before ``as_of``), each cutoff's
     behaviour and purchase summary, who bought in the window after the training and test cutoffs, and the
-    lifetime-value run's published fit."""
-    cutoffs = churn_cutoffs(as_of, last_order_date(connection, as_of), window_days)
-
-    def history(cutoff: date, *, labelled: bool) -> CutoffHistory:
-        bought = None
-        if labelled:
-            bought = window_actuals(connection, cutoff, window_days).filter(pl.col("purchases") > 0)["customer_id"]
-        return CutoffHistory(cutoff, behaviour(connection, cutoff), clv_summary(connection, cutoff), bought)
-
-    return ChurnInputs(
-        cutoffs=cutoffs,
-        train=history(cutoffs.train, labelled=True),
-        test=history(cutoffs.test, labelled=True),
-        current=history(as_of, labelled=False),
+    lifetime-value run's published fit. ``labelled=False`` loads only the customers to score (a night that scores
+    with a stored fit); :func:`with_labelled_cutoffs` adds the rest."""
+    inputs = ChurnInputs(
+        cutoffs=churn_cutoffs(as_of, last_order_date(connection, as_of), window_days),
+        train=None,
+        test=None,
+        current=_cutoff_history(connection, as_of, None),
         published_fit=published_clv_fit(connection, as_of),
     )
+    return with_labelled_cutoffs(connection, inputs, window_days) if labelled else inputs
+
+
+def with_labelled_cutoffs(connection: duckdb.DuckDBPyConnection, inputs: ChurnInputs, window_days: int) -> ChurnInputs:
+    """``inputs`` with the training and test cutoffs' histories, labelled with who bought in the window after."""
+    cutoffs = inputs.cutoffs
+    train, test = (_cutoff_history(connection, cutoff, window_days) for cutoff in (cutoffs.train, cutoffs.test))
+    return replace(inputs, train=train, test=test)
+
+
+def _cutoff_history(connection: duckdb.DuckDBPyConnection, cutoff: date, window_days: int | None) -> CutoffHistory:
+    """One cutoff's behaviour and purchase summary; with ``window_days``, who bought in that window after it."""
+    bought = None
+    if window_days is not None:
+        bought = window_actuals(connection, cutoff, window_days).filter(pl.col("purchases") > 0)["customer_id"]
+    return CutoffHistory(cutoff, behaviour(connection, cutoff), clv_summary(connection, cutoff), bought)
 
 
 def available_inputs(connection: duckdb.DuckDBPyConnection, cutoff: date) -> dict[str, int]:

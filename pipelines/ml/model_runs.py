@@ -35,6 +35,7 @@ _COLUMNS = {
     "notes": "varchar",
     "duration_seconds": "double",
     "inputs": "json",
+    "fitted_as_of": "date",
 }
 
 
@@ -56,6 +57,7 @@ class ModelRun:
     training_to: date | None = None
     notes: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    fitted_as_of: date | None = None
 
     def judged(self, verdict: Verdict) -> None:
         """Take the verdict of the model's protocol: whose scores are published, the figures and why."""
@@ -70,6 +72,7 @@ class ModelRun:
         self.parameters = dict(output.parameters)
         self.rows_used = output.rows_used
         self.training_from, self.training_to = output.training_from, output.training_to
+        self.fitted_as_of = output.fitted_as_of
 
     @property
     def verdict(self) -> Verdict:
@@ -113,6 +116,7 @@ def record_model_run(connection: duckdb.DuckDBPyConnection, run: ModelRun) -> st
         or None,
         "duration_seconds": (finished_at - run.started_at).total_seconds(),
         "inputs": _json(run.inputs),
+        "fitted_as_of": run.fitted_as_of or run.as_of,
     }
     connection.execute(f"delete from {ML_SCHEMA}.model_runs where model_run_id = ?", [run.model_run_id])
     names = ", ".join(sql.identifier(name) for name in values)

@@ -2,6 +2,7 @@
 and the fallback to the baseline when a model cannot be trusted."""
 
 import json
+import shutil
 from datetime import date
 
 import dagster as dg
@@ -224,3 +225,35 @@ def test_churn_reads_engagement_and_the_run_is_reproduced_from_the_snapshot(publ
     ).pl()
     rerun = output.tables["churn_scores"].select("customer_id", "churn_probability").sort("customer_id")
     assert rerun.equals(published_scores)
+
+
+def test_churn_scores_with_its_stored_fit_until_the_refit_is_due(pipeline_run, published, tmp_path):
+    """With model_refit_days 7, the nights after the fitting one score with its fit (its figures, a note, the
+    fitting night's date on the run) and the seventh night fits again; the fit never reaches the snapshot."""
+    world, _ = pipeline_run
+    _, snapshot = published
+    shutil.copytree(world.root / "warehouse", tmp_path / "warehouse")
+    path = tmp_path / "warehouse" / "crm.duckdb"
+    settings = load_settings().replace(warehouse_path=path, model_refit_days=7)
+    churn = next(asset for asset in build_ml_assets(settings) if asset.key == dg.AssetKey(["ml", "churn_scores"]))
+    warehouse = Warehouse(path=str(path), landing_dir=str(tmp_path), published_dir=str(tmp_path))
+    query = "select fitted_as_of, metrics, notes from ml.model_runs where model = 'churn' and as_of = ?"
+
+    def night(as_of: date) -> tuple:
+        result = dg.materialize([churn], resources={"warehouse": warehouse}, tags={AS_OF_TAG: as_of.isoformat()})
+        assert result.success
+        with duckdb.connect(str(path), read_only=True) as connection:
+            fitted = connection.execute("select fitted_as_of from meta.model_fits where model = 'churn'").fetchone()
+            return (*connection.execute(query, [as_of]).fetchone(), fitted[0])
+
+    fitting_night = night(AS_OF)  # the re-run of the night that fitted fits again
+    reusing_night = night(date(2026, 7, 3))
+    refit_night = night(date(2026, 7, 7))
+    assert fitting_night[0] == fitting_night[3] == AS_OF
+    assert reusing_night[0] == reusing_night[3] == AS_OF, "scored with the fit of the night of AS_OF"
+    assert json.loads(reusing_night[1]) == json.loads(fitting_night[1]), "the fit's own figures"
+    assert "fit made on the night of 2026-06-30" in reusing_night[2] and "2026-07-07" in reusing_night[2]
+    assert refit_night[0] == refit_night[3] == date(2026, 7, 7)
+    assert "fit made on the night of" not in refit_night[2]
+    tables = "select count(*) from duckdb_tables() where schema_name = 'meta' and table_name = 'model_fits'"
+    assert snapshot.execute(tables).fetchone() == (0,), "a fit is the warehouse's bookkeeping, never published"

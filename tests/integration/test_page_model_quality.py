@@ -167,3 +167,35 @@ def test_a_snapshot_from_before_the_marts_says_so_rather_than_failing(snapshot, 
     said = [element.value for element in app.info]
     assert any("before the model-quality marts existed" in text for text in said)
     assert any("before readiness was recorded" in text for text in said)
+
+
+def test_a_model_scored_with_an_earlier_nights_fit_says_which_night_fitted_it(snapshot, tmp_path, monkeypatch):
+    """The churn run of this snapshot as if it had scored with the fit of three nights before (model_refit_days);
+    then the same snapshot as published before fitted_as_of existed: every model fitted on its own night."""
+    as_of = date.fromisoformat(snapshot["as_of"])
+    copy = copy_published(snapshot, tmp_path / "published")
+    with duckdb.connect(str(copy)) as connection:
+        connection.execute(
+            "update marts.rpt_model_scorecard set fitted_as_of = ? where model = 'churn'", [date(2026, 6, 27)]
+        )
+    monkeypatch.setenv("CRM_PUBLISHED_DIR", str(tmp_path / "published"))
+
+    app = open_this_page()
+
+    assert not app.exception, app.exception
+    captions = [element.value for element in app.caption]
+    assert "Scored with the fit made on the night of 2026-06-27." in captions
+    fitted = table_titled(app, "Model", "Fitted on the night of").set_index("Model")["Fitted on the night of"]
+    assert fitted["Churn risk"] == "2026-06-27"
+    assert set(fitted.drop("Churn risk")) == {as_of.isoformat()}
+
+    older = copy_published(snapshot, tmp_path / "older")  # the page keeps the first copy open
+    with duckdb.connect(str(older)) as connection:
+        connection.execute("alter table marts.rpt_model_scorecard drop column fitted_as_of")
+    monkeypatch.setenv("CRM_PUBLISHED_DIR", str(tmp_path / "older"))
+    app = open_this_page()
+
+    assert not app.exception, app.exception
+    assert not any("Scored with the fit" in element.value for element in app.caption)
+    fitted = table_titled(app, "Model", "Fitted on the night of")["Fitted on the night of"]
+    assert set(fitted) == {as_of.isoformat()}

@@ -1,6 +1,8 @@
 """The protocol around every model, as pure functions: the cutoffs, the run functions (model or baseline, or no
 scores and why), the beats_baseline check's content, what a model run records, and the one column validator."""
 
+import pickle
+from dataclasses import replace
 from datetime import date, datetime
 
 import numpy as np
@@ -14,11 +16,13 @@ from models_ml import (
     CutoffHistory,
     InsufficientDataError,
     ModelOutput,
+    StoredFit,
     Verdict,
     baseline_check,
     calibration_cutoff,
     choose_churn,
     churn_cutoffs,
+    churn_fit_key,
     churn_frame,
     fit_clv,
     refuse,
@@ -323,3 +327,42 @@ def test_the_validator_names_the_frame_and_the_column_that_breaks_a_rule():
     with pytest.raises(ValueError, match="y has negative values"):
         validate_columns(frame, [], "model", non_negative=["y"])
     validate_columns(frame, [], "model", not_null=["y"], key=None)  # every rule off: nothing to refuse
+
+
+# --- Churn: scoring with an earlier night's fit (model_refit_days) -------------------------------------------------
+
+
+def test_a_night_scoring_with_the_stored_fit_gives_the_fitting_nights_very_scores(inputs, with_engagement):
+    """The fit a run returns, through pickle as meta.model_fits keeps it, scores the same customers to the bit,
+    with the fitting night's verdict and facts and a note saying whose fit it is."""
+    fit = pickle.loads(pickle.dumps(with_engagement.fit))
+    assert with_engagement.fit_key == churn_fit_key(inputs.current, 90) and with_engagement.fitted_as_of is None
+    stored = StoredFit(date(2026, 6, 27), date(2026, 7, 4), fit)
+    current_only = replace(inputs, train=None, test=None)
+    output = run_churn(current_only, window_days=90, feature_label=str.upper, stored=stored)
+    assert output.tables["churn_scores"].equals(with_engagement.tables["churn_scores"])
+    assert output.fit is None and output.fit_key is None, "only a fitting night stores a fit"
+    assert output.fitted_as_of == date(2026, 6, 27)
+    assert output.verdict.metrics == with_engagement.verdict.metrics
+    assert output.verdict.notes[:-1] == with_engagement.verdict.notes
+    assert (
+        "fit made on the night of 2026-06-27" in output.verdict.notes[-1] and "2026-07-04" in output.verdict.notes[-1]
+    )
+    assert (output.parameters, output.rows_used, output.training_to) == (
+        with_engagement.parameters, with_engagement.rows_used, with_engagement.training_to,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="training and test"):
+        run_churn(current_only, window_days=90)
+
+
+def test_the_churn_fit_key_changes_with_what_the_fit_depends_on(inputs):
+    key = churn_fit_key(inputs.current, 90)
+    fewer = CutoffHistory(AS_OF, inputs.current.behaviour.drop("email_opens_90d"), inputs.current.summary)
+    assert key == churn_fit_key(inputs.current, 90, (), 0)
+    others = [
+        churn_fit_key(inputs.current, 30),
+        churn_fit_key(fewer, 90),
+        churn_fit_key(inputs.current, 90, ENGAGEMENT),
+        churn_fit_key(inputs.current, 90, seed=1),
+    ]
+    assert len({key, *others}) == 5

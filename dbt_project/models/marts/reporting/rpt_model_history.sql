@@ -88,7 +88,9 @@ final as (
             when 'next_best_offer' then runs.baseline_metrics ->> '$.hit_rate_at_k'
         end as double) as baseline_value,
         runs.rows_used,
-        runs.duration_seconds
+        runs.duration_seconds,
+        -- the night whose fit scored (an earlier one's with model_refit_days); older runs fitted their own
+        coalesce(runs.fitted_as_of, runs.as_of) as fitted_as_of
     from runs
     left join catalogue on runs.model = catalogue.model
 )

@@ -53,7 +53,8 @@ final as (
         end as verdict,
         runs.notes,
         latest.model_run_id,
-        latest.finished_at
+        latest.finished_at,
+        latest.fitted_as_of
     from latest
     inner join runs on latest.model_run_id = runs.model_run_id
 )
