@@ -35,7 +35,16 @@ from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from models_ml.clv import ClvFit, ClvFitError, fit_clv, predict_purchases
-from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, StoredFit, Verdict, compare, refuse, refusing
+from models_ml.protocol import (
+    BASELINE_PUBLISHED,
+    ModelOutput,
+    StoredFit,
+    Verdict,
+    compare,
+    refuse,
+    refusing,
+    scored_with,
+)
 from models_ml.validation import KEY, InsufficientDataError, validate_columns
 
 LABEL = "churned"
@@ -808,12 +817,7 @@ def rescore_churn(
     words = {feature: feature_label(feature) for feature in run.features}
     scored = _scored(run.baseline, run.model, frame, run.verdict, run.features, run.dropped_features, words,
                      run.drivers)  # fmt: skip
-    note = (
-        f"Scored with the fit made on the night of {stored.fitted_as_of.isoformat()} (its figures are that "
-        f"night's); the next refit is due on the night of {stored.refit_on.isoformat()}."
-    )
-    verdict = replace(run.verdict, notes=(*run.verdict.notes, note))
     return ModelOutput(
-        {"churn_scores": scored.scores}, verdict, fit.parameters, fit.rows_used, fit.training_from, fit.training_to,
-        fitted_as_of=stored.fitted_as_of,
+        {"churn_scores": scored.scores}, scored_with(stored, run.verdict), fit.parameters, fit.rows_used,
+        fit.training_from, fit.training_to, fitted_as_of=stored.fitted_as_of,
     )  # fmt: skip

@@ -19,14 +19,16 @@ bought items the customer has not bought), and publishes the model's offers only
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import polars as pl
 
 from models_ml import engine, offer_scoring
 from models_ml.basket import association_rules
-from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, Verdict, compare, refusing
+from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, StoredFit, Verdict, compare, refusing, scored_with
 from models_ml.validation import InsufficientDataError, validate_columns
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "OfferChoice",
     "choose_offers",
     "offer_hits",
+    "offers_fit_key",
     "popularity_offers",
     "rank_offers",
     "run_next_best_offers",
@@ -534,9 +537,11 @@ def choose_offers(
     min_confidence: float,
     min_lift: float,
     min_baskets: int = 1,
+    stored: StoredFit | None = None,
 ) -> OfferChoice:
     """Rank offers for every customer who bought before ``as_of``, by the model if it beats popularity on the
-    holdout, else by popularity.
+    holdout, else by popularity; given an earlier night's check (``stored``, from ``model_refit_days``), by the
+    ranker it chose, without checking again.
 
     Parameters
     ----------
@@ -555,6 +560,9 @@ def choose_offers(
         Offers per customer, and the k of hit rate and precision at k.
     min_support, min_confidence, min_lift, min_baskets
         Thresholds of the holdout's rules and (support) of similar items.
+    stored
+        An earlier night's check (its :class:`OfferChoice` without offers), under the key of
+        :func:`offers_fit_key` (the caller checks the key and that no refit is due).
 
     Returns
     -------
@@ -590,7 +598,26 @@ def choose_offers(
         "score": "sum over the items the customer bought of the confidence of each rule and the cosine of each "
         "similar item pointing to the offered item",
     }
+    if stored is None:
+        checked = _holdout_check(purchases, returns, cutoff, parameters)
+        verdict, parameters = checked.verdict, checked.parameters
+    else:
+        verdict, parameters = scored_with(stored, stored.fit.verdict), stored.fit.parameters
+    returned = returns.select("customer_id", "item")
+    if verdict.score_source == "model":
+        offers = rank_offers(
+            purchases, returned, rules, similar_items(purchases, min_support=min_support), offer_count=offer_count
+        )
+    else:
+        offers = popularity_offers(purchases, returned, offer_count=offer_count)
+    return OfferChoice(offers, verdict, parameters)
 
+
+def _holdout_check(purchases: pl.DataFrame, returns: pl.DataFrame, cutoff: date, parameters: dict) -> OfferChoice:
+    """The check of :func:`choose_offers`: the model's and popularity's offers ranked on what was known at
+    ``cutoff``, against what was bought after it; an :class:`OfferChoice` without offers, whose verdict says which
+    ranker publishes."""
+    offer_count, min_support = parameters["offer_count"], parameters["min_support"]
     # The check: the same ranking, made on what was known at the cutoff, against what was bought after it.
     before = purchases.filter(pl.col("purchased_on") < cutoff)
     returned_before = returns.filter(pl.col("returned_on") < cutoff).select("customer_id", "item")
@@ -607,9 +634,9 @@ def choose_offers(
     holdout_rules = association_rules(
         before.select("basket_id", "item", "item_name"),
         min_support=min_support,
-        min_confidence=min_confidence,
-        min_lift=min_lift,
-        min_baskets=min_baskets,
+        min_confidence=parameters["min_confidence"],
+        min_lift=parameters["min_lift"],
+        min_baskets=parameters["min_baskets"],
     )
     similar_then = similar_items(before, min_support=min_support)
     # only the offers of the customers the check counts (who bought something new) are made
@@ -626,26 +653,29 @@ def choose_offers(
         baseline_metrics,
         "hit_rate_at_k",
         lower_is_better=False,
-        label=f"hit rate at {offer_count} over the last {holdout_days} days",
+        label=f"hit rate at {offer_count} over the last {parameters['holdout_days']} days",
         model="the next-best-offer model",
     )
     notes = [comparison.sentence]
     if metrics["customers_evaluated"] == 0:
         notes.insert(0, f"No customer who bought before {cutoff.isoformat()} bought an item new to them since")
-
-    returned = returns.select("customer_id", "item")
-    if comparison.beats:
-        offers = rank_offers(
-            purchases, returned, rules, similar_items(purchases, min_support=min_support), offer_count=offer_count
-        )
-        notes.append("The model's offers are published.")
-    else:
-        offers = popularity_offers(purchases, returned, offer_count=offer_count)
-        notes.append(BASELINE_PUBLISHED)
+    notes.append("The model's offers are published." if comparison.beats else BASELINE_PUBLISHED)
     verdict = Verdict(
         "model" if comparison.beats else "baseline", comparison.beats, metrics, baseline_metrics, tuple(notes)
     )
-    return OfferChoice(offers, verdict, parameters)
+    return OfferChoice(pl.DataFrame(schema=OFFER_SCHEMA), verdict, parameters)
+
+
+# Bumped when what a stored check holds, or what it means, changes: a check stored by other code is never reused.
+OFFERS_FIT_FORMAT = 1
+
+
+def offers_fit_key(**options: float) -> str:
+    """The fingerprint of what a check depends on besides the data: the settings (``options``: holdout_days,
+    offer_count and the thresholds, as for :func:`choose_offers`), the neighbours and the format of the stored
+    check. A night reuses a stored check only under the same key."""
+    facts = {"format": OFFERS_FIT_FORMAT, "neighbours": NEIGHBOURS, "options": options}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def run_next_best_offers(
@@ -654,12 +684,15 @@ def run_next_best_offers(
     rules: pl.DataFrame,
     *,
     as_of: date,
+    stored: StoredFit | None = None,
     **options: float,
 ) -> ModelOutput:
     """The next-best-offer run (``ml.next_best_offers``): :func:`choose_offers`, each offer stamped with its level
     (``item_level`` product) and whose offers they are (``score_source``); no rows and the reason when there is
     nothing to offer (fewer than two items ever bought). Arguments, ``options`` (holdout_days, offer_count and the
-    thresholds) included, as for :func:`choose_offers`."""
+    thresholds) included, as for :func:`choose_offers`. A run that checks returns its check (``ModelOutput.fit``,
+    under :func:`offers_fit_key`) for the nights that reuse it; given one (``stored``), the run ranks by the ranker
+    it chose without checking again."""
     facts = {
         "rows_used": purchases.height,
         "training_from": purchases["purchased_on"].min() if "purchased_on" in purchases.columns else None,
@@ -672,8 +705,12 @@ def run_next_best_offers(
         }
 
     def attempt() -> ModelOutput:
-        choice = choose_offers(purchases, returns, rules, as_of=as_of, **options)
+        choice = choose_offers(purchases, returns, rules, as_of=as_of, stored=stored, **options)
         tables = stamped(choice.offers, choice.verdict.score_source)
-        return ModelOutput(tables, choice.verdict, parameters=choice.parameters, **facts)
+        if stored is not None:
+            return ModelOutput(tables, choice.verdict, choice.parameters, **facts, fitted_as_of=stored.fitted_as_of)
+        check = replace(choice, offers=choice.offers.clear())
+        return ModelOutput(tables, choice.verdict, choice.parameters, **facts, fit=check,
+                           fit_key=offers_fit_key(**options))  # fmt: skip
 
     return refusing(attempt, ModelOutput(stamped(pl.DataFrame(schema=OFFER_SCHEMA), "none"), **facts))

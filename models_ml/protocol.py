@@ -34,6 +34,7 @@ __all__ = [
     "compare",
     "refuse",
     "refusing",
+    "scored_with",
 ]
 
 SCORE_SOURCES = ("model", "baseline", "none")
@@ -192,6 +193,16 @@ class StoredFit:
     fitted_as_of: date
     refit_on: date
     fit: object
+
+
+def scored_with(stored: StoredFit, verdict: Verdict) -> Verdict:
+    """The verdict of a night that scores with an earlier night's fit: that night's ``verdict`` (its figures and
+    choice), with a note saying when the fit was made and when the next refit is due."""
+    note = (
+        f"Scored with the fit made on the night of {stored.fitted_as_of.isoformat()} (its figures are that "
+        f"night's); the next refit is due on the night of {stored.refit_on.isoformat()}."
+    )
+    return replace(verdict, notes=(*verdict.notes, note))
 
 
 def refusing(attempt: Callable[[], ModelOutput], nothing: ModelOutput) -> ModelOutput:

@@ -157,7 +157,8 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         description="Churn probability (no purchase in the next churn_window_days), risk band and the top reasons "
         "of every customer who has ordered (ml.churn_scores), from purchase history, service contacts and "
         "engagement (web sessions, email opens and clicks); trained on an earlier cutoff, tested out of time on a "
-        "later one against a recency-only baseline (figures in ml.model_runs).",
+        "later one against a recency-only baseline (figures in ml.model_runs). With model_refit_days above 1, the "
+        "model is fitted on one night in that many and the nights between score with that fit (meta.model_fits).",
     )
     def churn_scores(context: dg.AssetExecutionContext, warehouse: Warehouse):
         run = started_run(context, settings, "churn")

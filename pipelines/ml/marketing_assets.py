@@ -8,8 +8,9 @@ baseline, and the run publishes popularity's offers whenever the model does not 
 import dagster as dg
 
 from models_ml.basket import run_basket_rules
-from models_ml.offers import run_next_best_offers
+from models_ml.offers import offers_fit_key, run_next_best_offers
 from pipelines.ml.assets import MARTS, asset_key, baseline_check_result, save_run, started_run
+from pipelines.ml.model_fits import stored_fit
 from pipelines.resources import Warehouse
 from pipelines.settings import Settings
 
@@ -106,7 +107,8 @@ def build_marketing_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         "returned, ranked by the basket rules and item-to-item co-purchase similarity of what they bought, each "
         "with its reason in words (ml.next_best_offers). Checked on the last offer_holdout_days against the "
         "most-bought products (hit rate and precision at offer_count in ml.model_runs); popularity's offers are "
-        "published when the model does not do better.",
+        "published when the model does not do better. With model_refit_days above 1, the check runs on one night "
+        "in that many and the nights between rank by the ranker it chose.",
     )
     def next_best_offers(context: dg.AssetExecutionContext, warehouse: Warehouse):
         run = started_run(context, settings, "next_best_offer")
@@ -115,15 +117,9 @@ def build_marketing_assets(settings: Settings) -> list[dg.AssetsDefinition]:
             purchases = connection.sql(PURCHASES_SQL, params=params).pl()
             returns = connection.sql(RETURNS_SQL, params=params).pl()
             rules = connection.sql(PRODUCT_RULES_SQL, params=params).pl()
-        output = run_next_best_offers(
-            purchases,
-            returns,
-            rules,
-            as_of=run.as_of,
-            holdout_days=settings.offer_holdout_days,
-            offer_count=settings.offer_count,
-            **thresholds,
-        )
+            options = {"holdout_days": settings.offer_holdout_days, "offer_count": settings.offer_count, **thresholds}
+            stored = stored_fit(connection, run.model, offers_fit_key(**options), run.as_of, settings.model_refit_days)
+        output = run_next_best_offers(purchases, returns, rules, as_of=run.as_of, stored=stored, **options)
         model_run_id = save_run(warehouse, run, output)
         yield dg.MaterializeResult(
             metadata={

@@ -13,6 +13,7 @@ import pytest
 from models_ml import run_churn
 from pipelines.ml.assets import build_ml_assets
 from pipelines.ml.features import ENGAGEMENT_FEATURES, churn_inputs, feature_label
+from pipelines.ml.marketing_assets import build_marketing_assets
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.resources import AS_OF_TAG, Warehouse
 from pipelines.settings import load_settings
@@ -227,33 +228,36 @@ def test_churn_reads_engagement_and_the_run_is_reproduced_from_the_snapshot(publ
     assert rerun.equals(published_scores)
 
 
-def test_churn_scores_with_its_stored_fit_until_the_refit_is_due(pipeline_run, published, tmp_path):
+def test_churn_and_offers_score_with_their_stored_fits_until_the_refit_is_due(pipeline_run, published, tmp_path):
     """With model_refit_days 7, the nights after the fitting one score with its fit (its figures, a note, the
-    fitting night's date on the run) and the seventh night fits again; the fit never reaches the snapshot."""
+    fitting night's date on the run) and the seventh night fits again; the fits never reach the snapshot."""
     world, _ = pipeline_run
     _, snapshot = published
     shutil.copytree(world.root / "warehouse", tmp_path / "warehouse")
     path = tmp_path / "warehouse" / "crm.duckdb"
     settings = load_settings().replace(warehouse_path=path, model_refit_days=7)
-    churn = next(asset for asset in build_ml_assets(settings) if asset.key == dg.AssetKey(["ml", "churn_scores"]))
+    keys = {dg.AssetKey(["ml", "churn_scores"]), dg.AssetKey(["ml", "next_best_offers"])}
+    assets = [asset for asset in [*build_ml_assets(settings), *build_marketing_assets(settings)] if asset.key in keys]
     warehouse = Warehouse(path=str(path), landing_dir=str(tmp_path), published_dir=str(tmp_path))
-    query = "select fitted_as_of, metrics, notes from ml.model_runs where model = 'churn' and as_of = ?"
+    query = """select model, runs.fitted_as_of, metrics, notes, fits.fitted_as_of
+        from ml.model_runs as runs inner join meta.model_fits as fits using (model) where as_of = ?"""
 
-    def night(as_of: date) -> tuple:
-        result = dg.materialize([churn], resources={"warehouse": warehouse}, tags={AS_OF_TAG: as_of.isoformat()})
+    def night(as_of: date) -> dict[str, tuple]:
+        result = dg.materialize(assets, resources={"warehouse": warehouse}, tags={AS_OF_TAG: as_of.isoformat()})
         assert result.success
         with duckdb.connect(str(path), read_only=True) as connection:
-            fitted = connection.execute("select fitted_as_of from meta.model_fits where model = 'churn'").fetchone()
-            return (*connection.execute(query, [as_of]).fetchone(), fitted[0])
+            return {model: rest for model, *rest in connection.execute(query, [as_of]).fetchall()}
 
     fitting_night = night(AS_OF)  # the re-run of the night that fitted fits again
     reusing_night = night(date(2026, 7, 3))
     refit_night = night(date(2026, 7, 7))
-    assert fitting_night[0] == fitting_night[3] == AS_OF
-    assert reusing_night[0] == reusing_night[3] == AS_OF, "scored with the fit of the night of AS_OF"
-    assert json.loads(reusing_night[1]) == json.loads(fitting_night[1]), "the fit's own figures"
-    assert "fit made on the night of 2026-06-30" in reusing_night[2] and "2026-07-07" in reusing_night[2]
-    assert refit_night[0] == refit_night[3] == date(2026, 7, 7)
-    assert "fit made on the night of" not in refit_night[2]
+    assert set(fitting_night) == set(reusing_night) == set(refit_night) == {"churn", "next_best_offer"}
+    for model, (fitted_as_of, metrics, notes, stored_as_of) in reusing_night.items():
+        assert fitting_night[model][0] == fitting_night[model][3] == AS_OF, model
+        assert fitted_as_of == stored_as_of == AS_OF, f"{model} scored with the fit of the night of AS_OF"
+        assert json.loads(metrics) == json.loads(fitting_night[model][1]), "the fit's own figures"
+        assert "fit made on the night of 2026-06-30" in notes and "2026-07-07" in notes, model
+        assert refit_night[model][0] == refit_night[model][3] == date(2026, 7, 7), model
+        assert "fit made on the night of" not in refit_night[model][2], model
     tables = "select count(*) from duckdb_tables() where schema_name = 'meta' and table_name = 'model_fits'"
     assert snapshot.execute(tables).fetchone() == (0,), "a fit is the warehouse's bookkeeping, never published"

@@ -1,5 +1,6 @@
 """Next best offers (models_ml/offers.py) on small hand-made frames whose answers are worked out in the comments."""
 
+import pickle
 from datetime import date
 
 import polars as pl
@@ -13,11 +14,13 @@ from models_ml.offers import (
     _offers,
     choose_offers,
     offer_hits,
+    offers_fit_key,
     popularity_offers,
     rank_offers,
     run_next_best_offers,
     similar_items,
 )
+from models_ml.protocol import StoredFit
 from models_ml.validation import InsufficientDataError
 
 RULES = {"antecedent": pl.String, "consequent": pl.String, "confidence": pl.Float64, "lift": pl.Float64}
@@ -284,3 +287,28 @@ def test_a_missing_column_is_named():
     with pytest.raises(ValueError, match="choose_offers: input lacks column\\(s\\) purchased_on"):
         choose(pl.DataFrame({"customer_id": ["a"], "basket_id": ["1"], "item": ["A"], "item_name": ["A"]}),
                returned())  # fmt: skip
+
+
+def test_a_night_reusing_the_stored_check_ranks_by_the_ranker_it_chose_without_checking_again():
+    settings = {"holdout_days": 59, "offer_count": 1, "min_support": 0.01, "min_confidence": 0.05, "min_lift": 1.0}
+
+    def run(purchases, returns, stored=None):
+        rules = association_rules(purchases.select("basket_id", "item", "item_name"), min_support=0.01,
+                                  min_confidence=0.05, min_lift=1.0)  # fmt: skip
+        return run_next_best_offers(purchases, returns, rules, as_of=date(2026, 3, 1), stored=stored, **settings)
+
+    checked = run(*tastes("C"))  # the model beats popularity: its check is kept
+    assert checked.verdict.score_source == "model" and checked.fit_key == offers_fit_key(**settings)
+    stored = StoredFit(date(2026, 2, 27), date(2026, 3, 6), pickle.loads(pickle.dumps(checked.fit)))
+    again = run(*tastes("C"), stored=stored)
+    assert again.tables["next_best_offers"].equals(checked.tables["next_best_offers"])
+    assert (again.fit, again.fitted_as_of) == (None, date(2026, 2, 27))
+    assert again.verdict.metrics == checked.verdict.metrics and again.parameters == checked.parameters
+    assert again.verdict.notes[:-1] == checked.verdict.notes
+    assert again.verdict.notes[-1].startswith("Scored with the fit made on the night of 2026-02-27")
+    # where a check tonight would publish popularity (tastes("X")), the stored check's ranker still ranks
+    assert run(*tastes("X")).verdict.score_source == "baseline"
+    reused = run(*tastes("X"), stored=stored)
+    assert reused.verdict.score_source == "model"
+    assert set(reused.tables["next_best_offers"]["score_source"]) == {"model"}
+    assert offers_fit_key(**{**settings, "offer_count": 2}) != offers_fit_key(**settings)
