@@ -8,7 +8,11 @@ on) and only by a later night: a re-run of the night that fitted, or a night bef
 
 The fits are the warehouse's own bookkeeping, written only by the night: schema meta is published only through
 pipelines/publish/snapshot.py's list of columns, which does not name this table, so a fit never leaves the
-warehouse. A fit that cannot be read back (written by other code) is fitted again, never a failed night.
+warehouse. A fit is a pickle of the model's objects (scikit-learn's estimators have no other complete format), so
+reading one back runs what its writer put there: only this module writes the table, from the night's own fits,
+and nothing from the landing zone, the settings or a user reaches it; whoever can write the warehouse file can
+change every score anyway. A fit that cannot be read back (written by other code) is fitted again, never a
+failed night.
 """
 
 from __future__ import annotations
