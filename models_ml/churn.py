@@ -272,17 +272,26 @@ def _sentences(labels: np.ndarray, values: np.ndarray, typical: np.ndarray, keep
 
 class _Trees:
     """A fitted HistGradientBoostingClassifier's trees (binary, numeric features), read through the attributes its
-    own ``decision_function`` uses, to predict again only the trees that split on a changed feature."""
+    own ``decision_function`` uses, to predict again only the trees that split on a changed feature.
+
+    The trees predict on the rows' bins (``binned``: uint8, the estimator's own bin mapper) rather than the raw
+    values: every split point of a tree is the edge of a bin, so a row reaches the very leaf either way, and the
+    bins are an eighth of the memory to walk (half the time at a million customers; the unit tests compare the
+    probabilities with ``predict_proba`` bit for bit)."""
 
     def __init__(self, estimator: HistGradientBoostingClassifier) -> None:
         self.estimator = estimator
         self.trees = [predictors[0] for predictors in estimator._predictors]
         self.uses = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0].tolist()) for tree in self.trees]
-        self.known_categories, self.feature_map = estimator._bin_mapper.make_known_categories_bitsets()
+        self.missing_bin = estimator._bin_mapper.missing_values_bin_idx_
         self.threads = _openmp_effective_n_threads()
 
+    def binned(self, matrix: np.ndarray) -> np.ndarray:
+        """The bins of a feature matrix (the estimator's checks first, as ``decision_function`` makes them)."""
+        return self.estimator._bin_mapper.transform(self.estimator._preprocess_X(matrix, reset=False))
+
     def outputs(self, rows: np.ndarray) -> list[np.ndarray]:
-        """Each tree's output for preprocessed ``rows`` (``estimator._preprocess_X``)."""
+        """Each tree's output for binned ``rows`` (:meth:`binned`)."""
         return [self._predict(tree, rows) for tree in self.trees]
 
     def raw(self, rows: np.ndarray, outputs: Sequence[np.ndarray], changed: int) -> np.ndarray:
@@ -297,7 +306,7 @@ class _Trees:
         return raw
 
     def _predict(self, tree: object, rows: np.ndarray) -> np.ndarray:
-        return tree.predict(rows, self.known_categories, self.feature_map, self.threads)
+        return tree.predict_binned(rows, self.missing_bin, self.threads)
 
 
 def _permutation_auc_drops(model: ChurnModel, matrix: np.ndarray, labels: np.ndarray, n_repeats: int) -> np.ndarray:
@@ -307,7 +316,7 @@ def _permutation_auc_drops(model: ChurnModel, matrix: np.ndarray, labels: np.nda
     trees that split on the shuffled feature predicting again (``_Trees.raw``): at a million customers sklearn's
     route spent most of the churn evaluation predicting trees whose input had not changed."""
     trees = _Trees(model.estimator)
-    rows = model.estimator._preprocess_X(matrix, reset=False)
+    rows = trees.binned(matrix)
     outputs = trees.outputs(rows)
     baseline = roc_auc_score(labels, trees.raw(rows, outputs, changed=-1)[:, 0])
     seed = np.random.RandomState(model.seed).randint(np.iinfo(np.int32).max + 1)
@@ -338,16 +347,17 @@ def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int
     predictions (``_Trees``).
     """
     estimator, trees = model.estimator, _Trees(model.estimator)
+    typical = trees.binned(np.array([[model.typical[feature] for feature in model.features]]))[0]
     probability = np.empty(matrix.shape[0])
     raises = np.empty((matrix.shape[0], len(tried)))
     for start in range(0, matrix.shape[0], _OCCLUSION_ROWS):
-        rows = estimator._preprocess_X(matrix[start : start + _OCCLUSION_ROWS], reset=False)
+        rows = trees.binned(matrix[start : start + _OCCLUSION_ROWS])
         outputs = trees.outputs(rows)
         chunk = slice(start, start + rows.shape[0])
         probability[chunk] = estimator._loss.predict_proba(trees.raw(rows, outputs, changed=-1))[:, 1]
         for position, index in enumerate(tried):
             occluded = rows.copy()
-            occluded[:, index] = model.typical[model.features[index]]
+            occluded[:, index] = typical[index]
             raw = trees.raw(occluded, outputs, index)
             raises[chunk, position] = probability[chunk] - estimator._loss.predict_proba(raw)[:, 1]
     return probability, raises
