@@ -19,8 +19,6 @@ a dbt model over the two runs' scores (marts.customer_revenue_at_risk).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -41,6 +39,7 @@ from models_ml.protocol import (
     StoredFit,
     Verdict,
     compare,
+    fingerprint,
     refuse,
     refusing,
     scored_with,
@@ -702,15 +701,14 @@ def churn_fit_key(current: CutoffHistory, window_days: int, exclude: Collection[
     customers to score carry (a source that appears or goes changes them), the features left out, the seed, the
     format of the stored fit and the versions of the libraries that fitted it. A stored fit is reused only under
     the same key."""
-    facts = {
-        "format": CHURN_FIT_FORMAT,
-        "window_days": window_days,
-        "columns": sorted(current.behaviour.columns),
-        "exclude": sorted(exclude),
-        "seed": seed,
-        "versions": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
-    }
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return fingerprint(
+        format=CHURN_FIT_FORMAT,
+        window_days=window_days,
+        columns=sorted(current.behaviour.columns),
+        exclude=sorted(exclude),
+        seed=seed,
+        versions={"scikit-learn": sklearn.__version__, "numpy": np.__version__},
+    )
 
 
 def churn_frame(

@@ -19,8 +19,6 @@ bought items the customer has not bought), and publishes the model's offers only
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
@@ -28,7 +26,16 @@ import polars as pl
 
 from models_ml import engine, offer_scoring
 from models_ml.basket import association_rules
-from models_ml.protocol import BASELINE_PUBLISHED, ModelOutput, StoredFit, Verdict, compare, refusing, scored_with
+from models_ml.protocol import (
+    BASELINE_PUBLISHED,
+    ModelOutput,
+    StoredFit,
+    Verdict,
+    compare,
+    fingerprint,
+    refusing,
+    scored_with,
+)
 from models_ml.validation import InsufficientDataError, validate_columns
 
 __all__ = [
@@ -674,8 +681,7 @@ def offers_fit_key(**options: float) -> str:
     """The fingerprint of what a check depends on besides the data: the settings (``options``: holdout_days,
     offer_count and the thresholds, as for :func:`choose_offers`), the neighbours and the format of the stored
     check. A night reuses a stored check only under the same key."""
-    facts = {"format": OFFERS_FIT_FORMAT, "neighbours": NEIGHBOURS, "options": options}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return fingerprint(format=OFFERS_FIT_FORMAT, neighbours=NEIGHBOURS, options=options)
 
 
 def run_next_best_offers(

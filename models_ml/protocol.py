@@ -14,6 +14,8 @@ publishes nothing and says why, so that no model fails the night.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,7 @@ __all__ = [
     "Verdict",
     "baseline_check",
     "compare",
+    "fingerprint",
     "refuse",
     "refusing",
     "scored_with",
@@ -193,6 +196,12 @@ class StoredFit:
     fitted_as_of: date
     refit_on: date
     fit: object
+
+
+def fingerprint(**facts: object) -> str:
+    """The key of a stored fit (``ModelOutput.fit_key``): a hash of the JSON of ``facts``, what the fit depends on
+    besides the data (settings, features, library versions, the format of the stored fit)."""
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def scored_with(stored: StoredFit, verdict: Verdict) -> Verdict:
