@@ -11,6 +11,12 @@ would hang the night) is refused, and an empty file is said to be empty. :func:`
 being written (its size or modification time moved while it was hashed). :func:`safe_path` gives DuckDB a path it
 takes literally: a file name with glob characters (``orders*.csv``) would otherwise be expanded into every
 matching file.
+
+A file's :attr:`Inspection.stat_key` (size, modification and change times in nanoseconds, device and inode) lets a
+night skip hashing a file the ledger holds under the same key: its bytes cannot have changed without the change
+time moving, which no program can set back. The key is kept only for a file that has been still for
+:data:`SETTLED_SECONDS` (:meth:`Inspection.settled`): a write in the same clock tick as the hash would otherwise
+leave every time as it was.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +40,9 @@ COMPRESSED_SUFFIX = ".gz"
 # What DuckDB's readers would expand or interpret in a path: glob characters, the escape character.
 _INTERPRETED = re.compile(r"[*?\[\]{}\\]|://|^~")
 _PLAIN_CHARACTER = re.compile(r"[^A-Za-z0-9._-]")
+# How long a file must have been still (no change to its bytes or its inode) before its stat key is trusted to
+# stand for its content: longer than any file system's timestamp tick.
+SETTLED_SECONDS = 2.0
 
 _KINDS = {
     stat.S_IFIFO: "a named pipe (FIFO)",
@@ -119,10 +129,23 @@ class Inspection:
     mtime_ns: int = 0
     device: int = 0
     inode: int = 0
+    ctime_ns: int = 0
+    seen_at_ns: int = 0
 
     @property
     def readable(self) -> bool:
         return self.status == "readable"
+
+    @property
+    def stat_key(self) -> str:
+        """Size, modification and change times, device and inode: the same key means the same bytes."""
+        return f"{self.size}:{self.mtime_ns}:{self.ctime_ns}:{self.device}:{self.inode}"
+
+    def settled(self) -> bool:
+        """Whether the file had been still for :data:`SETTLED_SECONDS` when it was inspected, so that its stat key
+        may stand for its content on a later night."""
+        last_change = max(self.mtime_ns, self.ctime_ns)
+        return self.seen_at_ns - last_change >= SETTLED_SECONDS * 1e9
 
 
 def _refused(relative: str, message: str) -> Inspection:
@@ -173,20 +196,28 @@ def inspect(file: Path, landing_dir: Path) -> Inspection:
         return _refused(
             relative, f"{relative} is {kind}, not a regular file; only regular files are read: copy the data into one"
         )
-    identity = {"size": seen.st_size, "mtime_ns": seen.st_mtime_ns, "device": seen.st_dev, "inode": seen.st_ino}
+    identity = {
+        "size": seen.st_size,
+        "mtime_ns": seen.st_mtime_ns,
+        "device": seen.st_dev,
+        "inode": seen.st_ino,
+        "ctime_ns": seen.st_ctime_ns,
+        "seen_at_ns": time.time_ns(),
+    }
     if seen.st_size == 0:
         return Inspection(relative, "empty", f"{relative} is empty (0 bytes)", **identity)
     return Inspection(relative, "readable", **identity)
 
 
 def changed_since(file: Path, before: Inspection) -> str | None:
-    """The "still being written" message when the file's size, modification time or identity moved since
+    """The "still being written" message when the file's size, modification or change time or identity moved since
     ``before`` (take it before hashing, call this after), else None."""
     try:
         now = os.lstat(file)
-        same = (now.st_size, now.st_mtime_ns, now.st_dev, now.st_ino) == (
+        same = (now.st_size, now.st_mtime_ns, now.st_ctime_ns, now.st_dev, now.st_ino) == (
             before.size,
             before.mtime_ns,
+            before.ctime_ns,
             before.device,
             before.inode,
         )

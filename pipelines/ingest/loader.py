@@ -66,6 +66,7 @@ class FileLoad:
     tables: tuple[tuple[str, int], ...] = ()  # (raw table, rows written to it)
     contract_sha256: str = ""
     blank_lines: int = 0  # empty lines between the records: not records, counted apart
+    stat_key: str = ""  # the file's stat key when it had settled (pipelines/ingest/landing.py), else ""
 
 
 # The names the rest of the ingest code knows them by; the one helper is pipelines.sql.
@@ -799,16 +800,23 @@ def load_file(
             connection, contract, file, relative, "", run_id, seen.message, previous, reason_code=seen.reason_code,
             rows=0,
         )  # fmt: skip
+    stat_key = seen.stat_key if seen.settled() else ""
+    if seen.readable and _known_unchanged(previous, stat_key, contract):
+        # the ledger knows this very file (same stat key): its content is the one hashed then, unread tonight
+        return _unchanged(previous, relative, previous.sha256)
     scan = None if seen.status == "empty" else scan_file(file, contract.dialect.quote, text=contract.format == "csv")
     sha256 = hashlib.sha256(b"").hexdigest() if scan is None else scan.sha256  # hash and line count: one read
     still_written = landing.changed_since(file, seen)
     if still_written:
         return FileLoad(relative, "", "deferred", message=still_written)
-    if previous is not None and previous.sha256 == sha256 and previous.status == "unloaded":
-        message = f"{relative} was unloaded by run {previous.run_id}; it loads again when its content changes"
-        return FileLoad(relative, sha256, "unchanged", message=message)
-    if previous is not None and (previous.sha256, previous.contract_sha256) == (sha256, contract.sha256):
-        return FileLoad(relative, sha256, "unchanged", message=f"already {previous.status} by run {previous.run_id}")
+    if (
+        previous is not None
+        and previous.sha256 == sha256
+        and (previous.status == "unloaded" or previous.contract_sha256 == contract.sha256)
+    ):
+        if stat_key:
+            ledger.remember_stat_key(connection, contract.name, relative, stat_key)
+        return _unchanged(previous, relative, sha256)
     if seen.status == "empty" and previous is not None and previous.status == "loaded":
         # A 0-byte re-delivery is a failed transfer far more often than a wish to empty the file: keep its rows.
         return FileLoad(
@@ -822,7 +830,7 @@ def load_file(
         with _transaction(connection):
             replaced = _forget_earlier_delivery(connection, contract, relative, previous) if previous else 0
             empty = FileLoad(relative, sha256, "empty", rows_replaced=replaced, message=seen.message,
-                             contract_sha256=contract.sha256)  # fmt: skip
+                             contract_sha256=contract.sha256, stat_key=stat_key)  # fmt: skip
             ledger.record(connection, contract.name, file, empty, run_id)
         return empty
     try:
@@ -831,7 +839,9 @@ def load_file(
             read, blank_lines, note = _read_accounted(connection, contract, source, relative)
     except FileRefused as refusal:
         _drop_work_tables(connection, contract)
-        return _record_refusal(connection, contract, file, relative, sha256, run_id, str(refusal), previous, scan=scan)
+        return _record_refusal(
+            connection, contract, file, relative, sha256, run_id, str(refusal), previous, scan=scan, stat_key=stat_key
+        )
     except BaseException:
         _drop_work_tables(connection, contract)
         raise
@@ -886,18 +896,36 @@ def load_file(
             contract_sha256=contract.sha256,
             message=note,
             blank_lines=blank_lines,
+            stat_key=stat_key,
         )
         ledger.record(connection, contract.name, file, result, run_id)
         connection.execute("commit")
     except FileRefused as refusal:
         connection.execute("rollback")
-        return _record_refusal(connection, contract, file, relative, sha256, run_id, str(refusal), previous, scan=scan)
+        return _record_refusal(
+            connection, contract, file, relative, sha256, run_id, str(refusal), previous, scan=scan, stat_key=stat_key
+        )
     except BaseException:
         connection.execute("rollback")
         raise
     finally:
         _drop_work_tables(connection, contract)
     return result
+
+
+def _known_unchanged(previous: ledger.Entry | None, stat_key: str, contract: Contract) -> bool:
+    """Whether the ledger's current version of a file has this stat key and would be skipped with its content:
+    taken back (``unloaded``), or held under this very contract."""
+    if previous is None or not stat_key or previous.stat_key != stat_key or not previous.sha256:
+        return False
+    return previous.status == "unloaded" or previous.contract_sha256 == contract.sha256
+
+
+def _unchanged(previous: ledger.Entry, relative: str, sha256: str) -> FileLoad:
+    if previous.status == "unloaded":
+        message = f"{relative} was unloaded by run {previous.run_id}; it loads again when its content changes"
+        return FileLoad(relative, sha256, "unchanged", message=message)
+    return FileLoad(relative, sha256, "unchanged", message=f"already {previous.status} by run {previous.run_id}")
 
 
 def _drop_work_tables(connection: duckdb.DuckDBPyConnection, contract: Contract) -> None:
@@ -946,6 +974,7 @@ def _record_refusal(
     reason_code: str = "refused",
     rows: int | None = None,
     scan: Scan | None = None,
+    stat_key: str = "",
 ) -> FileLoad:
     """A refused file loads nothing; it is held back whole: one file-level quarantine entry, one ledger row.
     ``rows`` is its records when known (0 for a file refused unopened), else they are counted."""
@@ -960,7 +989,7 @@ def _record_refusal(
         )
         result = FileLoad(
             relative, sha256, "refused", rows, 0, rows, replaced, (), message, contract_sha256=contract.sha256,
-            blank_lines=blank,
+            blank_lines=blank, stat_key=stat_key,
         )  # fmt: skip
         ledger.record(connection, contract.name, file, result, run_id)
     return result

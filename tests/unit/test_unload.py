@@ -5,6 +5,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.ingest import landing, loader
 from pipelines.ingest.contracts import load_contract
 from pipelines.ingest.loader import load_table
 from pipelines.ingest.unload import UnloadError, landing_relative, unload_file
@@ -216,3 +217,15 @@ def test_unloading_a_file_that_replaced_keys_of_another_brings_the_other_rows_ba
         ("A", 5), ("K", 1)
     ]  # fmt: skip
     assert current(connection) == [("shop/orders_1.csv", "loaded", 2, 2), ("shop/orders_2.csv", "unloaded", 0, 0)]
+
+
+def test_an_unloaded_file_known_by_its_stat_key_stays_out_unread(shop, monkeypatch):
+    monkeypatch.setattr(landing, "SETTLED_SECONDS", 0)
+    contract, landing_dir, connection = shop
+    deliver(landing_dir, "orders_1.csv", ["A1,1"])
+    load_table(connection, contract, landing_dir, "run-1")
+    unload_file(connection, landing_dir, "shop/orders_1.csv")
+    monkeypatch.setattr(loader, "scan_file", lambda *args, **kwargs: pytest.fail("the file was read again"))
+    [again] = load_table(connection, contract, landing_dir, "run-2")
+    assert again.status == "unchanged" and "unloaded" in again.message
+    assert rows_by_file(connection) == {}
