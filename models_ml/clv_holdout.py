@@ -17,8 +17,9 @@ flag, only by what it predicts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from importlib.metadata import version
 
 import polars as pl
 
@@ -37,16 +38,29 @@ from models_ml.clv import (
     predict_clv,
     predict_purchases,
 )
-from models_ml.protocol import BASELINE_PUBLISHED, Comparison, ModelOutput, Verdict, compare, refuse, refusing
+from models_ml.protocol import (
+    BASELINE_PUBLISHED,
+    Comparison,
+    ModelOutput,
+    StoredFit,
+    Verdict,
+    compare,
+    fingerprint,
+    refuse,
+    refusing,
+    scored_with,
+)
 from models_ml.validation import InsufficientDataError, validate_columns
 
 __all__ = [
     "HOLDOUT_FIGURE",
     "CandidateRanking",
+    "ClvCheck",
     "ClvChoice",
     "ClvInputs",
     "calibration_cutoff",
     "choose_clv",
+    "clv_fit_key",
     "rank_candidates",
     "run_clv",
     "score_clv",
@@ -80,6 +94,9 @@ class ClvChoice:
         tried, with its figures and whether it beat the baseline, or why it failed.
     parameters
         For the model run: the fit's ``as_dict()`` (when there is one) and the holdout length.
+    check
+        The holdout check that chose (:class:`ClvCheck`): what a later night needs to publish without checking
+        again (the ``model_refit_days`` setting).
     """
 
     scores: pl.DataFrame
@@ -87,6 +104,43 @@ class ClvChoice:
     matrix: pl.DataFrame
     verdict: Verdict
     parameters: dict
+    check: ClvCheck | None = None
+
+
+@dataclass(frozen=True)
+class ClvCheck:
+    """The holdout check of :func:`choose_clv`, all a later night needs to publish without it: the candidates that
+    beat the baseline, best first (each night refits them in that order on its own history), the figures and
+    notes of the check, and the refusal when the data could not support a check at all.
+
+    Attributes
+    ----------
+    ranked
+        The candidates that beat the baseline on the holdout, best first.
+    candidates
+        Every candidate tried, with its figures and whether it beat the baseline, or why it failed.
+    figures
+        Per fitted candidate: its holdout figures and its ``calibration_parameters``.
+    fallback
+        The candidate whose figures are reported when none of ``ranked`` can be refitted: the best, else the
+        first fitted (None without any).
+    baseline_metrics, notes
+        The baseline's holdout figures and the check's sentences.
+    refusal
+        The baseline's verdict when no check could be made (nobody bought before the calibration cutoff, or the
+        baseline itself could not be computed on it); the rest is then empty.
+    parameters
+        The holdout length.
+    """
+
+    ranked: tuple[str, ...] = ()
+    candidates: tuple[dict, ...] = ()
+    figures: Mapping[str, dict] = field(default_factory=dict)
+    fallback: str | None = None
+    baseline_metrics: Mapping = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    refusal: Verdict | None = None
+    parameters: Mapping = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,8 +250,8 @@ def score_clv(
 
 
 def choose_clv(
-    calibration: pl.DataFrame,
-    holdout: pl.DataFrame,
+    calibration: pl.DataFrame | None,
+    holdout: pl.DataFrame | None,
     current: pl.DataFrame,
     *,
     holdout_months: int,
@@ -205,8 +259,11 @@ def choose_clv(
     annual_discount_rate: float,
     purchase_models: Sequence[str] = PURCHASE_MODELS,
     penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+    stored: StoredFit | None = None,
 ) -> ClvChoice:
-    """Validate the candidates on the holdout, choose model or baseline, and score every customer of ``current``.
+    """Validate the candidates on the holdout, choose model or baseline, and score every customer of ``current``;
+    given an earlier night's check (``stored``, from ``model_refit_days``), publish as it chose without checking
+    again: its best candidates refitted on tonight's history, its figures, a note saying so.
 
     Parameters
     ----------
@@ -226,6 +283,9 @@ def choose_clv(
         Candidates, in the order tried; the order only breaks exact ties of the holdout figure.
     penalizers
         As for ``fit_clv``.
+    stored
+        An earlier night's check (:class:`ClvCheck`), under the key of :func:`clv_fit_key` (the caller checks the
+        key and that no refit is due); ``calibration`` and ``holdout`` are then not read (None will do).
 
     Returns
     -------
@@ -239,7 +299,8 @@ def choose_clv(
         When a frame breaks its contract, naming the column, or ``purchase_models`` is empty or names a candidate
         twice.
     """
-    validate_columns(holdout, ("purchases", "spend"), "choose_clv", numeric=("purchases", "spend"))
+    if stored is None:
+        validate_columns(holdout, ("purchases", "spend"), "choose_clv", numeric=("purchases", "spend"))
     if not purchase_models or len(set(purchase_models)) != len(purchase_models):
         raise ValueError(f"choose_clv: purchase_models must name each candidate once, not {purchase_models!r}")
     if current.is_empty():
@@ -247,27 +308,42 @@ def choose_clv(
             "no customer has a purchase occasion (a day with a positive net value) before the cutoff, so there is"
             " nobody to score"
         )
+    check = (
+        stored.fit
+        if stored is not None
+        else _holdout_check(calibration, holdout, holdout_months, purchase_models, penalizers)
+    )
+    choice = _publish(check, current, penalizers, horizon_months, annual_discount_rate)
+    if stored is None:
+        return choice
+    tonight = "The model it chose was refitted on tonight's history." if choice.fit is not None else ""
+    return replace(
+        choice, verdict=scored_with(stored, choice.verdict, made="holdout check", tonight=tonight), check=None
+    )
+
+
+def _holdout_check(
+    calibration: pl.DataFrame,
+    holdout: pl.DataFrame,
+    holdout_months: int,
+    purchase_models: Sequence[str],
+    penalizers: Sequence[float],
+) -> ClvCheck:
+    """The check of :func:`choose_clv`: every candidate fitted on the calibration period and judged on the
+    holdout beside the baseline."""
     holdout = holdout.select("customer_id", "purchases", "spend")
     parameters: dict = {"holdout_months": holdout_months}
-
-    def publish_baseline(verdict: Verdict) -> ClvChoice:
-        scores = score_clv(None, current, horizon_months, annual_discount_rate)
-        matrix = pl.DataFrame(schema=MATRIX_SCHEMA)
-        return ClvChoice(scores=scores, fit=None, matrix=matrix, verdict=verdict, parameters=parameters)
-
     if calibration.is_empty():
-        return publish_baseline(
-            refuse(
-                f"no customer had bought before the calibration cutoff, {holdout_months} months before the run's"
-                " cutoff: the history is shorter than the holdout, so no model can be checked against the baseline",
-                baseline=True,
-            )
+        reason = (
+            f"no customer had bought before the calibration cutoff, {holdout_months} months before the run's"
+            " cutoff: the history is shorter than the holdout, so no model can be checked against the baseline"
         )
+        return ClvCheck(refusal=refuse(reason, baseline=True), parameters=parameters)
     try:
         baseline_metrics = evaluate_holdout(baseline_clv(calibration, holdout_months, 0.0), holdout)
     except InsufficientDataError as error:
         reason = f"the baseline cannot be computed on the calibration period, so no model can be checked ({error})"
-        return publish_baseline(refuse(reason, baseline=True))
+        return ClvCheck(refusal=refuse(reason, baseline=True), parameters=parameters)
 
     # Nothing happened in the holdout: a model that says everyone has lapsed cannot lose, and stale exports look the
     # same, so no model can be shown to be better.
@@ -277,10 +353,41 @@ def choose_clv(
     holdout_figures = {} if nobody_bought else {model: candidate.metrics for model, candidate in fitted.items()}
     ranking = rank_candidates(holdout_figures, baseline_metrics)
     candidates, notes = _describe_candidates(tried, ranking, holdout_months)
+    return ClvCheck(
+        ranked=ranking.ranked,
+        candidates=tuple(candidates),
+        figures={
+            model: {**candidate.metrics, "calibration_parameters": candidate.fit.as_dict()}
+            for model, candidate in fitted.items()
+        },
+        fallback=ranking.best or next(iter(fitted), None),
+        baseline_metrics=baseline_metrics,
+        notes=tuple(notes),
+        parameters=parameters,
+    )
 
+
+def _publish(
+    check: ClvCheck,
+    current: pl.DataFrame,
+    penalizers: Sequence[float],
+    horizon_months: int,
+    annual_discount_rate: float,
+) -> ClvChoice:
+    """The scores the check chose: the best candidate that beat the baseline refitted on the whole history (if it
+    cannot be, the next best), else the baseline's."""
+    parameters = dict(check.parameters)
+
+    def publish_baseline(verdict: Verdict) -> ClvChoice:
+        scores = score_clv(None, current, horizon_months, annual_discount_rate)
+        matrix = pl.DataFrame(schema=MATRIX_SCHEMA)
+        return ClvChoice(scores=scores, fit=None, matrix=matrix, verdict=verdict, parameters=parameters, check=check)
+
+    if check.refusal is not None:
+        return publish_baseline(check.refusal)
     # The best that beat the baseline is published; if it cannot be refitted on the whole history, the next best.
-    fit = None
-    for model in ranking.ranked:
+    fit, notes = None, list(check.notes)
+    for model in check.ranked:
         try:
             fit = fit_clv(current, penalizers, purchase_model=model)
             break
@@ -289,18 +396,20 @@ def choose_clv(
                 f"{model} beat the baseline on the holdout but could not be refitted on the whole history:"
                 f" {error.reason}."
             )
-    reported = fit.purchase_model if fit else ranking.best or next(iter(fitted), None)
-    model_metrics: dict = {"candidates": candidates}
+    reported = fit.purchase_model if fit else check.fallback
+    model_metrics: dict = {"candidates": list(check.candidates)}
     if reported is not None:
+        figures = dict(check.figures[reported])
+        calibration_parameters = figures.pop("calibration_parameters")
         model_metrics = {
-            **fitted[reported].metrics,
+            **figures,
             "purchase_model": reported,
-            "calibration_parameters": fitted[reported].fit.as_dict(),
+            "calibration_parameters": calibration_parameters,
             **model_metrics,
         }
     if fit is None:
         return publish_baseline(
-            Verdict("baseline", False, model_metrics, baseline_metrics, (*notes, BASELINE_PUBLISHED))
+            Verdict("baseline", False, model_metrics, check.baseline_metrics, (*notes, BASELINE_PUBLISHED))
         )
 
     typical_age = float(current["T"].quantile(0.9))
@@ -313,8 +422,9 @@ def choose_clv(
         scores=score_clv(fit, current, horizon_months, annual_discount_rate),
         fit=fit,
         matrix=matrix,
-        verdict=Verdict("model", True, model_metrics, baseline_metrics, (*notes, *fit.notes)),
+        verdict=Verdict("model", True, model_metrics, check.baseline_metrics, (*notes, *fit.notes)),
         parameters={**fit.as_dict(), **parameters},
+        check=check,
     )
 
 
@@ -397,21 +507,52 @@ class ClvInputs:
     as_of
         The run's cutoff.
     calibration, holdout, current
-        As for :func:`choose_clv`; the calibration cutoff is :func:`calibration_cutoff` of ``as_of``.
+        As for :func:`choose_clv`; the calibration cutoff is :func:`calibration_cutoff` of ``as_of``. The
+        calibration and holdout are None on a night that publishes with a stored check (they are not read).
     first_order_date
         The first order of the history (None without orders): where the history the model reads begins.
     """
 
     as_of: date
-    calibration: pl.DataFrame
-    holdout: pl.DataFrame
+    calibration: pl.DataFrame | None
+    holdout: pl.DataFrame | None
     current: pl.DataFrame
     first_order_date: date | None = None
 
 
-def run_clv(inputs: ClvInputs, *, holdout_months: int, horizon_months: int, annual_discount_rate: float) -> ModelOutput:
+# Bumped when what a stored check holds, or what it means, changes: a check stored by other code is never reused.
+CLV_FIT_FORMAT = 1
+
+
+def clv_fit_key(
+    holdout_months: int,
+    purchase_models: Sequence[str] = PURCHASE_MODELS,
+    penalizers: Sequence[float] = DEFAULT_PENALIZERS,
+) -> str:
+    """The fingerprint of what a check depends on besides the data: the holdout, the candidates and penalisers,
+    the versions of the libraries that fit them and the format of the stored check. A night reuses a stored check
+    only under the same key."""
+    return fingerprint(
+        format=CLV_FIT_FORMAT,
+        holdout_months=holdout_months,
+        purchase_models=list(purchase_models),
+        penalizers=list(penalizers),
+        versions={name: version(name) for name in ("lifetimes", "scipy", "numpy")},
+    )
+
+
+def run_clv(
+    inputs: ClvInputs,
+    *,
+    holdout_months: int,
+    horizon_months: int,
+    annual_discount_rate: float,
+    stored: StoredFit | None = None,
+) -> ModelOutput:
     """The lifetime-value run (``ml.clv_scores``, ``ml.clv_matrices``): :func:`choose_clv`, or no rows and the
-    reason when not even the baseline can score anybody."""
+    reason when not even the baseline can score anybody. A run that checks returns its check (``ModelOutput.fit``,
+    under :func:`clv_fit_key`) for the nights that reuse it; given one (``stored``), the run publishes as it chose
+    without checking again."""
     facts = {"rows_used": inputs.current.height, "training_from": inputs.first_order_date, "training_to": inputs.as_of}
 
     def attempt() -> ModelOutput:
@@ -422,9 +563,13 @@ def run_clv(inputs: ClvInputs, *, holdout_months: int, horizon_months: int, annu
             holdout_months=holdout_months,
             horizon_months=horizon_months,
             annual_discount_rate=annual_discount_rate,
+            stored=stored,
         )
         tables = {"clv_scores": choice.scores, "clv_matrices": choice.matrix}
-        return ModelOutput(tables, choice.verdict, parameters=choice.parameters, **facts)
+        if stored is not None:
+            return ModelOutput(tables, choice.verdict, choice.parameters, **facts, fitted_as_of=stored.fitted_as_of)
+        return ModelOutput(tables, choice.verdict, parameters=choice.parameters, **facts, fit=choice.check,
+                           fit_key=clv_fit_key(holdout_months))  # fmt: skip
 
     nothing = {
         "clv_scores": score_clv(None, inputs.current.head(0), horizon_months, annual_discount_rate),

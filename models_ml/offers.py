@@ -609,7 +609,11 @@ def choose_offers(
         checked = _holdout_check(purchases, returns, cutoff, parameters)
         verdict, parameters = checked.verdict, checked.parameters
     else:
-        verdict, parameters = scored_with(stored, stored.fit.verdict), stored.fit.parameters
+        ranker = (
+            "Tonight's rules and similar items ranked the offers." if stored.fit.verdict.score_source == "model" else ""
+        )
+        verdict = scored_with(stored, stored.fit.verdict, made="holdout check", tonight=ranker)
+        parameters = stored.fit.parameters
     returned = returns.select("customer_id", "item")
     if verdict.score_source == "model":
         offers = rank_offers(

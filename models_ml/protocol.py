@@ -204,14 +204,15 @@ def fingerprint(**facts: object) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def scored_with(stored: StoredFit, verdict: Verdict) -> Verdict:
+def scored_with(stored: StoredFit, verdict: Verdict, *, made: str = "fit", tonight: str = "") -> Verdict:
     """The verdict of a night that scores with an earlier night's fit: that night's ``verdict`` (its figures and
-    choice), with a note saying when the fit was made and when the next refit is due."""
+    choice), with a note saying when the fit (or what ``made`` names) was made and when the next refit is due,
+    and ``tonight``, a sentence on what the night still did itself."""
     note = (
-        f"Scored with the fit made on the night of {stored.fitted_as_of.isoformat()} (its figures are that "
+        f"Scored with the {made} made on the night of {stored.fitted_as_of.isoformat()} (its figures are that "
         f"night's); the next refit is due on the night of {stored.refit_on.isoformat()}."
     )
-    return replace(verdict, notes=(*verdict.notes, note))
+    return replace(verdict, notes=(*verdict.notes, f"{note} {tonight}" if tonight else note))
 
 
 def refusing(attempt: Callable[[], ModelOutput], nothing: ModelOutput) -> ModelOutput:

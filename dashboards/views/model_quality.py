@@ -175,7 +175,10 @@ else:
             st.write(run.verdict)
             fitted = pd.Timestamp(run.fitted_as_of).date() if pd.notna(run.fitted_as_of) else page.as_of
             if fitted != page.as_of:
-                st.caption(f"Scored with the fit made on the night of {fitted.isoformat()}.")
+                st.caption(
+                    f"Scored with the fit or the holdout check made on the night of {fitted.isoformat()} (the notes "
+                    "say which); the figures are that night's."
+                )
             if isinstance(run.notes, str) and run.notes and run.notes != run.verdict:
                 with st.expander("Notes of the run"):
                     st.write(run.notes)

@@ -357,8 +357,8 @@ def _incremental_lines(report: dict) -> list[str]:
                      key=lambda stage: -stage["wall_seconds"])[:5]  # fmt: skip
     refit_days = incremental.get("model_refit_days", 1)
     lines += ["", "Every model fitted on both nights (model_refit_days 1)." if refit_days == 1 else
-              f"Both nights with model_refit_days {refit_days}: the incremental night's churn and next best "
-              "offers scored with the history night's fit and check."]  # fmt: skip
+              f"Both nights with model_refit_days {refit_days}: the incremental night's churn, lifetime value "
+              "and next best offers scored with the history night's fit and checks."]  # fmt: skip
     if slowest:
         listed = ", ".join(f"{stage['name']} {stage['wall_seconds']:,.1f} s" for stage in slowest)
         lines += ["", f"Its slowest stages: {listed}."]

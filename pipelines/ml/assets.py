@@ -18,6 +18,7 @@ from models_ml import (
     ModelOutput,
     baseline_check,
     churn_fit_key,
+    clv_fit_key,
     run_churn,
     run_clv,
     run_rfm,
@@ -124,17 +125,22 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         "purchase model (BG/NBD, MBG/NBD or Pareto/NBD) with the lowest holdout error among those that beat the "
         "historical-rate baseline on the last clv_holdout_months, Gamma-Gamma spend, discounted CLV over the "
         "horizon (ml.clv_scores); frequency/recency matrices for plots (ml.clv_matrices). The baseline's scores are "
-        "published when no model beats it.",
+        "published when no model beats it. With model_refit_days above 1, the holdout check runs on one night in "
+        "that many and the nights between refit the candidate it chose on their own history (meta.model_fits).",
     )
     def clv_scores(context: dg.AssetExecutionContext, warehouse: Warehouse):
         run = started_run(context, settings, "clv")
+        holdout_months = settings.clv_holdout_months
         with warehouse.connect() as connection:
-            inputs = clv_inputs(connection, run.as_of, settings.clv_holdout_months)
+            key = clv_fit_key(holdout_months)
+            stored = stored_fit(connection, run.model, key, run.as_of, settings.model_refit_days)
+            inputs = clv_inputs(connection, run.as_of, holdout_months, checked=stored is None)
         output = run_clv(
             inputs,
-            holdout_months=settings.clv_holdout_months,
+            holdout_months=holdout_months,
             horizon_months=settings.clv_horizon_months,
             annual_discount_rate=settings.clv_discount_rate,
+            stored=stored,
         )
         model_run_id = save_run(warehouse, run, output)
         baseline = run.baseline_metrics or {}

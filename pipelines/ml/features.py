@@ -306,15 +306,18 @@ def last_order_date(connection: duckdb.DuckDBPyConnection, before: date) -> date
     ).fetchall()[0][0]
 
 
-def clv_inputs(connection: duckdb.DuckDBPyConnection, as_of: date, holdout_months: int) -> ClvInputs:
+def clv_inputs(
+    connection: duckdb.DuckDBPyConnection, as_of: date, holdout_months: int, *, checked: bool = True
+) -> ClvInputs:
     """The lifetime-value run's inputs: the summaries at the calibration cutoff and at ``as_of``, and what each
-    customer did in the holdout between them."""
+    customer did in the holdout between them. ``checked=False`` loads only the summary at ``as_of`` (a night that
+    publishes with a stored check)."""
     cutoff, holdout_days = calibration_cutoff(as_of, holdout_months)
     first_order = connection.sql("select min(order_date) from marts.fct_orders").fetchall()[0][0]
     return ClvInputs(
         as_of=as_of,
-        calibration=clv_summary(connection, cutoff),
-        holdout=window_actuals(connection, cutoff, holdout_days),
+        calibration=clv_summary(connection, cutoff) if checked else None,
+        holdout=window_actuals(connection, cutoff, holdout_days) if checked else None,
         current=clv_summary(connection, as_of),
         first_order_date=first_order,
     )

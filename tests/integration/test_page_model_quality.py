@@ -184,7 +184,10 @@ def test_a_model_scored_with_an_earlier_nights_fit_says_which_night_fitted_it(sn
 
     assert not app.exception, app.exception
     captions = [element.value for element in app.caption]
-    assert "Scored with the fit made on the night of 2026-06-27." in captions
+    assert (
+        "Scored with the fit or the holdout check made on the night of 2026-06-27 (the notes say which); the figures "
+        "are that night's." in captions
+    )
     fitted = table_titled(app, "Model", "Fitted on the night of").set_index("Model")["Fitted on the night of"]
     assert fitted["Churn risk"] == "2026-06-27"
     assert set(fitted.drop("Churn risk")) == {as_of.isoformat()}

@@ -322,5 +322,7 @@ def test_the_incremental_night_says_under_which_refit_cadence_it_ran():
     assert "Every model fitted on both nights (model_refit_days 1)." in render_markdown(finish(report))
     report["incremental"]["model_refit_days"] = 7
     markdown, lines = render_markdown(finish(report)), summary_lines(finish(report))
-    assert "Both nights with model_refit_days 7: the incremental night's churn and next best offers" in markdown
+    assert "Both nights with model_refit_days 7: the incremental night's churn, lifetime value and next best" in (
+        markdown
+    )
     assert any("incremental night at 1,000,000" in line and "model_refit_days 7" in line for line in lines)

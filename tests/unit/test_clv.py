@@ -2,6 +2,7 @@ import contextlib
 import io
 import json
 import math
+import pickle
 from datetime import date
 from pathlib import Path
 
@@ -30,7 +31,17 @@ from models_ml.clv import (
     predict_clv,
     predict_purchases,
 )
-from models_ml.clv_holdout import HOLDOUT_FIGURE, choose_clv, rank_candidates
+from models_ml.clv_holdout import (
+    HOLDOUT_FIGURE,
+    ClvCheck,
+    ClvInputs,
+    choose_clv,
+    clv_fit_key,
+    rank_candidates,
+    run_clv,
+    score_clv,
+)
+from models_ml.protocol import StoredFit
 from pipelines.ml.features import clv_summary, window_actuals
 
 CDNOW_SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "cdnow" / "CDNOW_sample.txt"
@@ -685,8 +696,9 @@ def test_a_model_beats_the_baseline_on_every_rare_lapse_base():
             assert choice.verdict.score_source == "model", (parameters, seed, choice.verdict.notes)
 
 
-def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_so(simulated):
-    # Everyone's future is their past rate exactly: no model beats an oracle-like baseline on this holdout.
+def at_past_rates(simulated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A calibration period and a holdout in which everyone bought at their past rate exactly: no model beats an
+    oracle-like baseline on it."""
     calibration = simulated.with_columns(average_order_value=pl.col("monetary_value").fill_null(80.0))
     rate = (calibration["frequency"] + 1) / calibration["T"].clip(lower_bound=30)
     holdout = calibration.select(
@@ -694,6 +706,11 @@ def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_s
         purchases=pl.Series(rate * HOLDOUT_DAYS),
         spend=pl.Series(rate * HOLDOUT_DAYS) * pl.col("average_order_value"),
     )
+    return calibration, holdout
+
+
+def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_so(simulated):
+    calibration, holdout = at_past_rates(simulated)
     choice = choose_clv(calibration, holdout, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0)
     verdict = choice.verdict
     assert (verdict.score_source, verdict.beats_baseline, choice.fit) == ("baseline", False, None)
@@ -1009,3 +1026,56 @@ def test_frequency_recency_matrix_defaults_cover_the_likely_frequencies(fitted, 
     assert matrix["recency"].max() == 730
     with pytest.raises(ValueError, match="max_recency"):
         frequency_recency_matrix(fitted, T=100, days=30, max_recency=200)
+
+
+def stored(check, fitted_as_of: date = date(2026, 6, 30)) -> StoredFit:
+    """A check as a later night gets it back from meta.model_fits: pickled and unpickled."""
+    return StoredFit(fitted_as_of=fitted_as_of, refit_on=date(2026, 7, 7), fit=pickle.loads(pickle.dumps(check)))
+
+
+def test_a_stored_check_publishes_what_it_chose_refitted_on_tonights_history():
+    calibration, holdout, current = simulate_history(2000, 1, RARE_LAPSES, HOLDOUT_DAYS)
+    checked = choose_clv(calibration, holdout, current, holdout_months=6, horizon_months=12, annual_discount_rate=0.1)
+    assert checked.verdict.score_source == "model" and checked.check.ranked[0] == checked.fit.purchase_model
+
+    same_night = choose_clv(None, None, current, holdout_months=6, horizon_months=12, annual_discount_rate=0.1,
+                            stored=stored(checked.check))  # fmt: skip
+    assert same_night.scores.equals(checked.scores) and same_night.fit == checked.fit
+    assert same_night.matrix.equals(checked.matrix) and same_night.parameters == checked.parameters
+    assert same_night.verdict.metrics == checked.verdict.metrics, "the check's own figures"
+    assert same_night.verdict.baseline_metrics == checked.verdict.baseline_metrics
+    assert same_night.verdict.notes[:-1] == checked.verdict.notes
+    assert same_night.verdict.notes[-1].startswith("Scored with the holdout check made on the night of 2026-06-30")
+    assert same_night.verdict.notes[-1].endswith("The model it chose was refitted on tonight's history.")
+
+    # a week later: everyone a week older, and the chosen candidate refitted on that history, not the old fit
+    later = current.with_columns(T=pl.col("T") + 7)
+    week_on = choose_clv(None, None, later, holdout_months=6, horizon_months=12, annual_discount_rate=0.1,
+                         stored=stored(checked.check))  # fmt: skip
+    refitted = fit_clv(later, purchase_model=checked.fit.purchase_model)
+    assert week_on.fit == refitted != checked.fit
+    assert week_on.scores.equals(score_clv(refitted, later, 12, 0.1))
+
+
+def test_a_stored_check_that_chose_the_baseline_publishes_the_baseline(simulated):
+    calibration, holdout = at_past_rates(simulated)
+    checked = choose_clv(calibration, holdout, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0)
+    reused = choose_clv(None, None, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0,
+                        stored=stored(checked.check))  # fmt: skip
+    assert (checked.verdict.score_source, reused.verdict.score_source, reused.fit) == ("baseline", "baseline", None)
+    assert reused.scores.equals(checked.scores) and reused.verdict.metrics == checked.verdict.metrics
+    assert reused.verdict.notes[:-1] == checked.verdict.notes
+
+
+def test_a_clv_run_returns_its_check_and_a_run_with_a_stored_one_says_which_night_checked():
+    calibration, holdout, current = simulate_history(500, 2, RARE_LAPSES, HOLDOUT_DAYS)
+    inputs = ClvInputs(as_of=date(2026, 6, 30), calibration=calibration, holdout=holdout, current=current)
+    checking = run_clv(inputs, holdout_months=6, horizon_months=12, annual_discount_rate=0.1)
+    assert isinstance(checking.fit, ClvCheck) and checking.fit_key == clv_fit_key(6)
+    assert checking.fitted_as_of is None
+    unloaded = ClvInputs(as_of=date(2026, 7, 2), calibration=None, holdout=None, current=current)
+    reusing = run_clv(unloaded, holdout_months=6, horizon_months=12, annual_discount_rate=0.1,
+                      stored=stored(checking.fit))  # fmt: skip
+    assert (reusing.fit, reusing.fit_key, reusing.fitted_as_of) == (None, None, date(2026, 6, 30))
+    assert reusing.tables["clv_scores"].equals(checking.tables["clv_scores"])
+    assert len({clv_fit_key(6), clv_fit_key(9), clv_fit_key(6, purchase_models=("BG/NBD",))}) == 3

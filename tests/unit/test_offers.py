@@ -305,7 +305,7 @@ def test_a_night_reusing_the_stored_check_ranks_by_the_ranker_it_chose_without_c
     assert (again.fit, again.fitted_as_of) == (None, date(2026, 2, 27))
     assert again.verdict.metrics == checked.verdict.metrics and again.parameters == checked.parameters
     assert again.verdict.notes[:-1] == checked.verdict.notes
-    assert again.verdict.notes[-1].startswith("Scored with the fit made on the night of 2026-02-27")
+    assert again.verdict.notes[-1].startswith("Scored with the holdout check made on the night of 2026-02-27")
     # where a check tonight would publish popularity (tastes("X")), the stored check's ranker still ranks
     assert run(*tastes("X")).verdict.score_source == "baseline"
     reused = run(*tastes("X"), stored=stored)
