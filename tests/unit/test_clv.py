@@ -696,9 +696,8 @@ def test_a_model_beats_the_baseline_on_every_rare_lapse_base():
             assert choice.verdict.score_source == "model", (parameters, seed, choice.verdict.notes)
 
 
-def at_past_rates(simulated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A calibration period and a holdout in which everyone bought at their past rate exactly: no model beats an
-    oracle-like baseline on it."""
+def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_so(simulated):
+    # Everyone's future is their past rate exactly: no model beats an oracle-like baseline on this holdout.
     calibration = simulated.with_columns(average_order_value=pl.col("monetary_value").fill_null(80.0))
     rate = (calibration["frequency"] + 1) / calibration["T"].clip(lower_bound=30)
     holdout = calibration.select(
@@ -706,11 +705,6 @@ def at_past_rates(simulated: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         purchases=pl.Series(rate * HOLDOUT_DAYS),
         spend=pl.Series(rate * HOLDOUT_DAYS) * pl.col("average_order_value"),
     )
-    return calibration, holdout
-
-
-def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_so(simulated):
-    calibration, holdout = at_past_rates(simulated)
     choice = choose_clv(calibration, holdout, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0)
     verdict = choice.verdict
     assert (verdict.score_source, verdict.beats_baseline, choice.fit) == ("baseline", False, None)
@@ -721,6 +715,11 @@ def test_a_model_that_loses_to_the_baseline_is_not_published_and_the_notes_say_s
     assert verdict.notes[-1] == "The baseline's scores are published."
     assert (choice.scores["score_source"] == "baseline").all() and choice.matrix.is_empty()
     assert choice.scores["clv"].to_list() == choice.scores["baseline_clv"].to_list()
+    # a later night with this check publishes the baseline again, without checking
+    reused = choose_clv(None, None, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0,
+                        stored=stored(choice.check))  # fmt: skip
+    assert (reused.verdict.score_source, reused.fit) == ("baseline", None) and reused.scores.equals(choice.scores)
+    assert reused.verdict.metrics == verdict.metrics and reused.verdict.notes[:-1] == verdict.notes
 
 
 def test_a_holdout_in_which_nobody_bought_cannot_show_a_model_is_better(simulated):
@@ -1055,16 +1054,6 @@ def test_a_stored_check_publishes_what_it_chose_refitted_on_tonights_history():
     refitted = fit_clv(later, purchase_model=checked.fit.purchase_model)
     assert week_on.fit == refitted != checked.fit
     assert week_on.scores.equals(score_clv(refitted, later, 12, 0.1))
-
-
-def test_a_stored_check_that_chose_the_baseline_publishes_the_baseline(simulated):
-    calibration, holdout = at_past_rates(simulated)
-    checked = choose_clv(calibration, holdout, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0)
-    reused = choose_clv(None, None, calibration, holdout_months=6, horizon_months=12, annual_discount_rate=0,
-                        stored=stored(checked.check))  # fmt: skip
-    assert (checked.verdict.score_source, reused.verdict.score_source, reused.fit) == ("baseline", "baseline", None)
-    assert reused.scores.equals(checked.scores) and reused.verdict.metrics == checked.verdict.metrics
-    assert reused.verdict.notes[:-1] == checked.verdict.notes
 
 
 def test_a_clv_run_returns_its_check_and_a_run_with_a_stored_one_says_which_night_checked():
