@@ -120,7 +120,8 @@ class ClvCheck:
     candidates
         Every candidate tried, with its figures and whether it beat the baseline, or why it failed.
     figures
-        Per fitted candidate: its holdout figures and its ``calibration_parameters``.
+        Per fitted candidate: its holdout figures, its name (``purchase_model``) and its ``calibration_parameters``,
+        as the verdict's metrics report them.
     fallback
         The candidate whose figures are reported when none of ``ranked`` can be refitted: the best, else the
         first fitted (None without any).
@@ -357,7 +358,7 @@ def _holdout_check(
         ranked=ranking.ranked,
         candidates=tuple(candidates),
         figures={
-            model: {**candidate.metrics, "calibration_parameters": candidate.fit.as_dict()}
+            model: {**candidate.metrics, "purchase_model": model, "calibration_parameters": candidate.fit.as_dict()}
             for model, candidate in fitted.items()
         },
         fallback=ranking.best or next(iter(fitted), None),
@@ -397,16 +398,8 @@ def _publish(
                 f" {error.reason}."
             )
     reported = fit.purchase_model if fit else check.fallback
-    model_metrics: dict = {"candidates": list(check.candidates)}
-    if reported is not None:
-        figures = dict(check.figures[reported])
-        calibration_parameters = figures.pop("calibration_parameters")
-        model_metrics = {
-            **figures,
-            "purchase_model": reported,
-            "calibration_parameters": calibration_parameters,
-            **model_metrics,
-        }
+    # the reported candidate's figures, its name and calibration parameters, then every candidate
+    model_metrics = {**(check.figures[reported] if reported is not None else {}), "candidates": list(check.candidates)}
     if fit is None:
         return publish_baseline(
             Verdict("baseline", False, model_metrics, check.baseline_metrics, (*notes, BASELINE_PUBLISHED))

@@ -12,7 +12,7 @@ being written (its size or modification time moved while it was hashed). :func:`
 takes literally: a file name with glob characters (``orders*.csv``) would otherwise be expanded into every
 matching file.
 
-A file's :attr:`Inspection.stat_key` (size, modification and change times in nanoseconds, device and inode) lets a
+A file's :func:`stat_key` (size, modification and change times in nanoseconds, device and inode) lets a
 night skip hashing a file the ledger holds under the same key: its bytes cannot have changed without the change
 time moving, which no program can set back. The key is kept only for a file that has been still for
 :data:`SETTLED_SECONDS` (:meth:`Inspection.settled`): a write in the same clock tick as the hash would otherwise
@@ -125,27 +125,23 @@ class Inspection:
     status: str
     message: str = ""
     reason_code: str = ""
-    size: int = 0
-    mtime_ns: int = 0
-    device: int = 0
-    inode: int = 0
-    ctime_ns: int = 0
+    stat_key: str = ""  # size, modification and change times, device and inode (:func:`stat_key`)
+    last_change_ns: int = 0  # the later of the modification and change times
     seen_at_ns: int = 0
 
     @property
     def readable(self) -> bool:
         return self.status == "readable"
 
-    @property
-    def stat_key(self) -> str:
-        """Size, modification and change times, device and inode: the same key means the same bytes."""
-        return f"{self.size}:{self.mtime_ns}:{self.ctime_ns}:{self.device}:{self.inode}"
-
     def settled(self) -> bool:
         """Whether the file had been still for :data:`SETTLED_SECONDS` when it was inspected, so that its stat key
         may stand for its content on a later night."""
-        last_change = max(self.mtime_ns, self.ctime_ns)
-        return self.seen_at_ns - last_change >= SETTLED_SECONDS * 1e9
+        return self.seen_at_ns - self.last_change_ns >= SETTLED_SECONDS * 1e9
+
+
+def stat_key(seen: os.stat_result) -> str:
+    """Size, modification and change times in nanoseconds, device and inode: the same key means the same bytes."""
+    return f"{seen.st_size}:{seen.st_mtime_ns}:{seen.st_ctime_ns}:{seen.st_dev}:{seen.st_ino}"
 
 
 def _refused(relative: str, message: str) -> Inspection:
@@ -197,11 +193,8 @@ def inspect(file: Path, landing_dir: Path) -> Inspection:
             relative, f"{relative} is {kind}, not a regular file; only regular files are read: copy the data into one"
         )
     identity = {
-        "size": seen.st_size,
-        "mtime_ns": seen.st_mtime_ns,
-        "device": seen.st_dev,
-        "inode": seen.st_ino,
-        "ctime_ns": seen.st_ctime_ns,
+        "stat_key": stat_key(seen),
+        "last_change_ns": max(seen.st_mtime_ns, seen.st_ctime_ns),
         "seen_at_ns": time.time_ns(),
     }
     if seen.st_size == 0:
@@ -213,14 +206,7 @@ def changed_since(file: Path, before: Inspection) -> str | None:
     """The "still being written" message when the file's size, modification or change time or identity moved since
     ``before`` (take it before hashing, call this after), else None."""
     try:
-        now = os.lstat(file)
-        same = (now.st_size, now.st_mtime_ns, now.st_ctime_ns, now.st_dev, now.st_ino) == (
-            before.size,
-            before.mtime_ns,
-            before.ctime_ns,
-            before.device,
-            before.inode,
-        )
+        same = stat_key(os.lstat(file)) == before.stat_key
     except FileNotFoundError:
         same = False
     if same:

@@ -801,7 +801,8 @@ def load_file(
             rows=0,
         )  # fmt: skip
     stat_key = seen.stat_key if seen.settled() else ""
-    if seen.readable and _known_unchanged(previous, stat_key, contract):
+    known = seen.readable and stat_key and previous is not None and previous.stat_key == stat_key
+    if known and _holds(previous, previous.sha256, contract):
         # the ledger knows this very file (same stat key): its content is the one hashed then, unread tonight
         return _unchanged(previous, relative, previous.sha256)
     scan = None if seen.status == "empty" else scan_file(file, contract.dialect.quote, text=contract.format == "csv")
@@ -809,11 +810,7 @@ def load_file(
     still_written = landing.changed_since(file, seen)
     if still_written:
         return FileLoad(relative, "", "deferred", message=still_written)
-    if (
-        previous is not None
-        and previous.sha256 == sha256
-        and (previous.status == "unloaded" or previous.contract_sha256 == contract.sha256)
-    ):
+    if _holds(previous, sha256, contract):
         if stat_key:
             ledger.remember_stat_key(connection, contract.name, relative, stat_key)
         return _unchanged(previous, relative, sha256)
@@ -913,10 +910,10 @@ def load_file(
     return result
 
 
-def _known_unchanged(previous: ledger.Entry | None, stat_key: str, contract: Contract) -> bool:
-    """Whether the ledger's current version of a file has this stat key and would be skipped with its content:
-    taken back (``unloaded``), or held under this very contract."""
-    if previous is None or not stat_key or previous.stat_key != stat_key or not previous.sha256:
+def _holds(previous: ledger.Entry | None, sha256: str, contract: Contract) -> bool:
+    """Whether the ledger's current version of a file is this content (``sha256``), to be skipped: taken back
+    (``unloaded``), or held under this very contract."""
+    if previous is None or not sha256 or previous.sha256 != sha256:
         return False
     return previous.status == "unloaded" or previous.contract_sha256 == contract.sha256
 
