@@ -235,8 +235,8 @@ def _lines_facts(connection: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _values(connection: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None) -> set[str]:
-    """The distinct non-empty values of a one-column query."""
-    return {row[0] for row in connection.execute(sql, params or {}).fetchall() if row[0]}
+    """The distinct non-empty values of a one-column query (made distinct in DuckDB: the query may be every send)."""
+    return {row[0] for row in connection.execute(f"select distinct * from ({sql})", params or {}).fetchall() if row[0]}
 
 
 def _channels(
