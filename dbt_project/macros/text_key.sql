@@ -38,5 +38,20 @@
     mark) and surrounding blanks removed, empty as null. Loading strips them too; the models do not rely on it, so a
     key typed with an invisible character still finds its customer or order. -#}
 {% macro clean_key(column) -%}
+    {{ return(adapter.dispatch('clean_key', 'analytical_crm')(column)) }}
+{%- endmacro %}
+
+{% macro default__clean_key(column) -%}
     nullif(trim(regexp_replace({{ column }}, '[\x{200B}-\x{200D}\x{2060}\x{FEFF}]', '', 'g')), '')
+{%- endmacro %}
+
+{#- a key of ASCII characters only (as many bytes as characters), nearly every key, holds none of them: the regular
+    expression is skipped, as the loader skips it (pipelines/ingest/loader.py, clean_text_sql) -#}
+{% macro duckdb__clean_key(column) -%}
+    nullif(trim(
+        case
+            when strlen({{ column }}) = length({{ column }}) then {{ column }}
+            else regexp_replace({{ column }}, '[\x{200B}-\x{200D}\x{2060}\x{FEFF}]', '', 'g')
+        end
+    ), '')
 {%- endmacro %}
