@@ -341,9 +341,10 @@ def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int
 
     Only the trees that split on a feature can change when it changes, so each tree predicts every customer once
     (which gives the probability itself) and only the trees of a tried feature predict again, with the feature
-    occluded; the raw score is then summed tree by tree in the estimator's own order, so both are the very numbers
-    ``predict_proba`` gives (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a fraction of the
-    predictions (``_Trees``).
+    occluded, and only for the customers whose value is not in the typical value's bin already (the others reach the
+    same leaves: their raise is 0); the raw score is then summed tree by tree in the estimator's own order, so both
+    are the very numbers ``predict_proba`` gives (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a
+    fraction of the predictions (``_Trees``).
     """
     estimator, trees = model.estimator, _Trees(model.estimator)
     typical = trees.binned(np.array([[model.typical[feature] for feature in model.features]]))[0]
@@ -355,10 +356,13 @@ def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int
         chunk = slice(start, start + rows.shape[0])
         probability[chunk] = estimator._loss.predict_proba(trees.raw(rows, outputs, changed=-1))[:, 1]
         for position, index in enumerate(tried):
-            occluded = rows.copy()
+            # a customer already in the typical value's bin reaches the same leaves occluded: nothing to predict
+            differs = np.flatnonzero(rows[:, index] != typical[index])
+            raises[chunk, position] = 0.0
+            occluded = rows[differs]
             occluded[:, index] = typical[index]
-            raw = trees.raw(occluded, outputs, index)
-            raises[chunk, position] = probability[chunk] - estimator._loss.predict_proba(raw)[:, 1]
+            raw = trees.raw(occluded, [output[differs] for output in outputs], index)
+            raises[start + differs, position] = probability[start + differs] - estimator._loss.predict_proba(raw)[:, 1]
     return probability, raises
 
 

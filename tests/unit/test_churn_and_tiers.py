@@ -85,6 +85,9 @@ def test_occluding_only_the_trees_that_split_on_a_feature_gives_predict_probas_v
         occluded = matrix.copy()
         occluded[:, index] = model.typical[feature]
         expected[:, index] = probability - model.estimator.predict_proba(occluded)[:, 1]
+    trees = churn._Trees(model.estimator)
+    at_typical = trees.binned(matrix) == trees.binned(np.array([[model.typical[name] for name in features]]))
+    assert (at_typical.any(axis=0) & ~at_typical.all(axis=0)).sum() >= 2, "customers in and out of the typical bin"
     monkeypatch.setattr(churn, "_OCCLUSION_ROWS", 1000)  # three chunks, the last one short
     predicted, raises = churn._occlusion_raises(model, matrix, list(range(len(features))))
     assert np.array_equal(predicted, probability)
