@@ -93,6 +93,23 @@ def test_selection_has_one_row_per_k_and_the_chosen_k_has_the_best_silhouette(wo
     assert "silhouette" in result.criterion and "k from 2 to 8" in result.criterion
 
 
+def test_each_silhouette_is_scikit_learns_on_the_standardised_customers(world):
+    # the silhouettes read one distance matrix computed once: they must be silhouette_score's own figures
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+    from sklearn.preprocessing import StandardScaler
+
+    frame, _, result = world
+    values = frame.select(pl.col(feature).cast(pl.Float64) for feature in FEATURES).to_numpy()
+    for j, feature in enumerate(FEATURES):
+        if feature in LOG_FEATURES:
+            values[:, j] = np.log1p(np.clip(values[:, j], 0.0, None))
+    matrix = StandardScaler().fit_transform(values)
+    for k, silhouette in result.selection.select("k", "silhouette").iter_rows():
+        labels = KMeans(n_clusters=k, n_init=10, random_state=0).fit(matrix).labels_
+        assert silhouette == pytest.approx(silhouette_score(matrix, labels), rel=1e-12), k
+
+
 def test_the_frequent_buyers_are_described_as_ordering_more(world):
     _, truth, result = world
     frequent = list(GROUPS).index("frequent web buyers")
