@@ -162,14 +162,29 @@ def _reasons(
     run_starts = np.repeat(bought.indptr[offer_rows] - np.cumsum(np.r_[0, counts[:-1]]), counts)
     because = bought.indices[run_starts + np.arange(len(offer))].astype(np.int64)
     keys = because * items + offer_items[offer]
-    found = []
-    for sorted_keys, positions in evidence.values():
+    # every offer has evidence (its score is the sum of it): each is explained by the rules if one speaks for it,
+    # else by the similar items
+    chosen = np.full(len(offer_rows), -1, dtype=np.int64)
+    for source in sorted(evidence):
+        sorted_keys, positions = evidence[source]
         at = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
         hit = sorted_keys[at] == keys if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
-        found.append((offer[hit], positions[at[hit]], because[hit]))
-    offer, edge, because = (np.concatenate(parts) for parts in zip(*found, strict=True))
-    order = np.lexsort((key_order[because], -edges.strength[edge], edges.source[edge], offer))
-    offer, edge = offer[order], edge[order]
-    # every offer has evidence (its score is the sum of it): the first edge of each offer, offers in order
-    first = np.r_[True, offer[1:] != offer[:-1]] if len(offer) else np.zeros(0, dtype=bool)
-    return {"edge": edge[first]}
+        hit &= chosen[offer] < 0
+        found, edge, reason = offer[hit], positions[at[hit]], because[hit]
+        best = _first_best(found, edges.strength[edge], key_order[reason])
+        chosen[found[best]] = edge[best]
+    return {"edge": chosen}
+
+
+def _first_best(groups: np.ndarray, strength: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Per run of equal ``groups`` (sorted), the position of the strongest, the lowest ``rank`` among equally strong,
+    the first among those: what sorting by (group, -strength, rank) and taking each group's first would give,
+    in one pass rather than a sort of every (offer, bought item) pair."""
+    if len(groups) == 0:
+        return np.empty(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    lengths = np.diff(np.r_[starts, len(groups)])
+    strongest = strength == np.repeat(np.maximum.reduceat(strength, starts), lengths)
+    ranks = np.where(strongest, rank, np.iinfo(np.int64).max).astype(np.int64)
+    winners = np.flatnonzero(strongest & (ranks == np.repeat(np.minimum.reduceat(ranks, starts), lengths)))
+    return winners[np.r_[True, groups[winners][1:] != groups[winners][:-1]]]

@@ -124,6 +124,37 @@ def test_scoring_a_group_of_customers_at_a_time_gives_the_same_offers(monkeypatc
     assert at_once.filter(pl.col("source") != "popularity").height > 5
 
 
+def test_each_offers_reason_is_the_first_edge_in_the_order_the_rule_states():
+    # random evidence with many ties: every offer's reason is the edge that sorting its customer's evidence by
+    # (rule before similarity, strongest, the bought item's key rank) puts first, worked out offer by offer
+    import numpy as np
+    from scipy import sparse
+
+    rng = np.random.default_rng(5)
+    customers, items = 300, 40
+    bought = sparse.csr_array((np.ones(1500), (rng.integers(0, customers, 1500), rng.integers(0, items, 1500))),
+                              shape=(customers, items))  # fmt: skip
+    bought.sum_duplicates()
+    pairs = rng.permutation(items * items)[:700]
+    edges = offer_scoring.Edges(
+        item=pairs // items, offered=pairs % items, source=rng.integers(0, 2, 700),
+        strength=rng.choice([0.25, 0.5, 0.75], 700),  # few strengths: ties are the rule, not the exception
+    )  # fmt: skip
+    key_order = rng.permutation(items)
+    explained = {(i, o): e for e, (i, o) in enumerate(zip(edges.item, edges.offered, strict=True))}
+    owned = [bought.indices[bought.indptr[c] : bought.indptr[c + 1]] for c in range(customers)]
+    offers = [(c, o) for c in range(customers) for o in range(items) if any((i, o) in explained for i in owned[c])]
+    rows, offered = (np.array(column) for column in zip(*offers, strict=True))
+    expected = []
+    for c, o in offers:
+        mine = [explained[i, o] for i in owned[c] if (i, o) in explained]
+        expected.append(min(mine, key=lambda e: (edges.source[e], -edges.strength[e], key_order[edges.item[e]])))
+    lookup = offer_scoring._edge_lookup(edges, items)
+    found = offer_scoring._reasons(bought, rows, offered, edges, lookup, key_order)["edge"]
+    assert found.tolist() == expected
+    assert len({edges.source[e] for e in expected}) == 2 and len(offers) > 1000
+
+
 @pytest.mark.parametrize("scored", [True, False], ids=["model", "popularity"])
 def test_the_offers_of_some_customers_are_theirs_in_the_whole_ranking(scored):
     # c5 returned D (so D is everyone's item still), c9 never bought (asked for, but has nothing to be offered on)
