@@ -349,7 +349,7 @@ def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int
     estimator, trees = model.estimator, _Trees(model.estimator)
     typical = trees.binned(np.array([[model.typical[feature] for feature in model.features]]))[0]
     probability = np.empty(matrix.shape[0])
-    raises = np.empty((matrix.shape[0], len(tried)))
+    raises = np.zeros((matrix.shape[0], len(tried)))  # a customer in the typical bin keeps 0
     for start in range(0, matrix.shape[0], _OCCLUSION_ROWS):
         rows = trees.binned(matrix[start : start + _OCCLUSION_ROWS])
         outputs = trees.outputs(rows)
@@ -358,7 +358,6 @@ def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int
         for position, index in enumerate(tried):
             # a customer already in the typical value's bin reaches the same leaves occluded: nothing to predict
             differs = np.flatnonzero(rows[:, index] != typical[index])
-            raises[chunk, position] = 0.0
             occluded = rows[differs]
             occluded[:, index] = typical[index]
             raw = trees.raw(occluded, [output[differs] for output in outputs], index)

@@ -127,7 +127,7 @@ def _best_per_row(rows: np.ndarray, values: np.ndarray, count: int) -> np.ndarra
     """Positions of each row's ``count`` highest values (rows sorted; ties: the earlier position), best first."""
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    starts = _run_starts(rows)
     lengths = np.diff(np.r_[starts, len(rows)])
     remaining = values.astype(np.float64, copy=True)
     picked = []
@@ -136,7 +136,7 @@ def _best_per_row(rows: np.ndarray, values: np.ndarray, count: int) -> np.ndarra
         at_best = np.flatnonzero((remaining == np.repeat(best, lengths)) & (remaining > -np.inf))
         if len(at_best) == 0:
             break
-        first = at_best[np.r_[True, rows[at_best][1:] != rows[at_best][:-1]]]
+        first = at_best[_run_starts(rows[at_best])]
         picked.append(first)
         remaining[first] = -np.inf
     positions = np.concatenate(picked)
@@ -182,9 +182,14 @@ def _first_best(groups: np.ndarray, strength: np.ndarray, rank: np.ndarray) -> n
     in one pass rather than a sort of every (offer, bought item) pair."""
     if len(groups) == 0:
         return np.empty(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    starts = _run_starts(groups)
     lengths = np.diff(np.r_[starts, len(groups)])
     strongest = strength == np.repeat(np.maximum.reduceat(strength, starts), lengths)
     ranks = np.where(strongest, rank, np.iinfo(np.int64).max).astype(np.int64)
     winners = np.flatnonzero(strongest & (ranks == np.repeat(np.minimum.reduceat(ranks, starts), lengths)))
-    return winners[np.r_[True, groups[winners][1:] != groups[winners][:-1]]]
+    return winners[_run_starts(groups[winners])]
+
+
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Where each run of equal ``values`` starts (positions; ``values`` not empty)."""
+    return np.flatnonzero(np.r_[True, values[1:] != values[:-1]])

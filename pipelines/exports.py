@@ -47,7 +47,10 @@ def neutralised(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with every text cell neutralised (numbers, dates and booleans untouched)."""
     text = [name for name, kind in frame.schema.items() if kind == pl.String]
     return frame.with_columns(
-        pl.when(pl.col(name).str.contains(r"^[=+@\t\r-]") & ~pl.col(name).str.contains(_PLAIN_NUMBER.pattern))
+        pl.when(
+            pl.any_horizontal(pl.col(name).str.starts_with(start) for start in FORMULA_STARTS)
+            & ~pl.col(name).str.contains(_PLAIN_NUMBER.pattern)
+        )
         .then(pl.lit("'") + pl.col(name))
         .otherwise(pl.col(name))
         .alias(name)
