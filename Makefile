@@ -50,12 +50,12 @@ bench: install ## Time, CPU and memory of the night stage by stage at each size,
 lint: install ## ruff (Python) and sqlfluff (dbt SQL)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd dbt_project && CRM_WAREHOUSE_PATH=:memory: ../$(BIN)/sqlfluff lint models
+	cd dbt_project && CRM_WAREHOUSE_PATH=:memory: CRM_MARTS_PATH=:memory: ../$(BIN)/sqlfluff lint models
 
 format: install ## Fix what ruff and sqlfluff can fix
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
-	cd dbt_project && CRM_WAREHOUSE_PATH=:memory: ../$(BIN)/sqlfluff fix models
+	cd dbt_project && CRM_WAREHOUSE_PATH=:memory: CRM_MARTS_PATH=:memory: ../$(BIN)/sqlfluff fix models
 
 clean: ## Remove generated data and the virtual environment
 	rm -rf data/landing data/truth data/warehouse data/published data/dagster $(VENV) dbt_project/target

@@ -514,11 +514,16 @@ def _read_only(warehouse_path: Path) -> Iterator[Any]:
     it (then the explanation says what the events say, without samples)."""
     import duckdb
 
+    from pipelines.resources import attach_marts
+
     connection = None
     if warehouse_path.exists():
         try:
             connection = duckdb.connect(str(warehouse_path), read_only=True)
+            attach_marts(connection, warehouse_path, read_only=True)
         except duckdb.Error:
+            if connection is not None:
+                connection.close()
             connection = None
     try:
         yield connection

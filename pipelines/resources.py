@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 
 from pipelines import sql
-from pipelines.publish.snapshot import POINTER_FILE
+from pipelines.publish.snapshot import MARTS_CATALOG, POINTER_FILE
 from pipelines.settings import engine_config
 
 AS_OF_TAG = "crm/as_of"
@@ -28,6 +28,52 @@ _LOCKED = re.compile(r"could not set lock on file", re.IGNORECASE)
 _HOLDER_PID = re.compile(r"\(PID (\d+)\)")
 FIRST_WAIT_SECONDS = 0.5
 LONGEST_WAIT_SECONDS = 15.0
+
+# The marts live in a DuckDB file of their own beside the warehouse (crm.duckdb -> crm_marts.duckdb), attached
+# as MARTS_CATALOG by every connection to the warehouse (and by dbt, dbt_project/profiles.yml): the publish then
+# copies that file whole instead of copying the marts table by table. ``marts.<table>`` still names them: the
+# attached file is on the connection's search path.
+
+
+def marts_path_of(warehouse_path: str | Path) -> Path:
+    """The file of the marts beside the warehouse file ``warehouse_path``: crm.duckdb -> crm_marts.duckdb, any
+    other name gets ``_marts.duckdb`` added (the same rule as dbt_project/profiles.yml)."""
+    path = Path(warehouse_path)
+    return path.with_name(path.name.removesuffix(".duckdb") + "_marts.duckdb")
+
+
+def attach_marts(connection: duckdb.DuckDBPyConnection, warehouse_path: str | Path, read_only: bool = False) -> bool:
+    """Attach the marts file of the warehouse ``warehouse_path`` to ``connection`` and put it on the search path,
+    so that ``marts.<table>`` reads it. Read-only, a marts file that does not exist yet (no dbt run) is left out:
+    False."""
+    marts = marts_path_of(warehouse_path)
+    if read_only and not marts.exists():
+        return False
+    mode = " (read_only)" if read_only else ""
+    connection.execute(f"attach if not exists {sql.string(str(marts))} as {sql.identifier(MARTS_CATALOG)}{mode}")
+    if not read_only:
+        connection.execute(f"create schema if not exists {sql.qualified(MARTS_CATALOG, 'marts')}")
+    elif not connection.execute(
+        "select count(*) from duckdb_schemas() where database_name = ? and schema_name = 'marts'", [MARTS_CATALOG]
+    ).fetchone()[0]:
+        return True  # a marts file that dbt has not built into yet: nothing to put on the search path
+    # each entry catalog.schema in full: a bare "main" would be read as the marts file's main schema
+    warehouse = connection.execute("select current_database()").fetchone()[0]
+    entries = f"{sql.qualified(warehouse, 'main')},{sql.qualified(MARTS_CATALOG, 'marts')}"
+    connection.execute(f"set search_path = {sql.string(entries)}")
+    return True
+
+
+def drop_marts_left_in_warehouse(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Drop the ``marts`` schema of the warehouse file itself, where a version before the marts file built them:
+    left there, it would show stale tables to whoever opens the warehouse file alone, and hold the disk of a
+    second copy. True when there was one."""
+    found = connection.execute(
+        "select database_name from duckdb_schemas() where database_name = current_database() and schema_name = 'marts'"
+    ).fetchone()
+    if found:
+        connection.execute(f"drop schema {sql.qualified(found[0], 'marts')} cascade")
+    return found is not None
 
 
 class WarehouseLockedError(RuntimeError):
@@ -105,9 +151,14 @@ class Warehouse(dg.ConfigurableResource):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         delays = backoff_delays(self.lock_wait_seconds)
         while True:
+            connection = None
             try:
-                return duckdb.connect(self.path, read_only=read_only)
+                connection = duckdb.connect(self.path, read_only=read_only)
+                attach_marts(connection, self.path, read_only=read_only)
+                return connection
             except duckdb.Error as error:
+                if connection is not None:
+                    connection.close()
                 holder = lock_holder(error)
                 if holder is None:
                     raise
@@ -150,9 +201,19 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             connection.close()
 
+    @property
+    def marts_path(self) -> Path:
+        return marts_path_of(self.path)
+
     def wait_until_free(self, on_wait: Callable[[str], None] | None = None) -> None:
-        """Wait until no other process holds the warehouse (for a step whose subprocess, dbt, opens it itself)."""
-        self.open(on_wait=on_wait).close()
+        """Wait until no other process holds the warehouse or its marts file (for a step whose subprocess, dbt,
+        opens them itself), and drop the marts a version before the marts file left in the warehouse file."""
+        connection = self.open(on_wait=on_wait)
+        try:
+            if drop_marts_left_in_warehouse(connection):
+                log.info(f"dropped the marts schema of {self.path}: the marts are built in {self.marts_path} now")
+        finally:
+            connection.close()
 
 
 def as_of_date(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, default: date) -> date:

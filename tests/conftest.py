@@ -5,14 +5,24 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines.bench.worlds import world_environ
+from pipelines.resources import attach_marts
 
 SMALL_CUSTOMERS = 1500
 SEED = 7
 AS_OF = date(2026, 6, 30)
 LATER = date(2026, 9, 30)  # a second run, three months on, with no new orders: some customers' tier falls
+
+
+def open_warehouse(path: Path, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """The working warehouse file with its marts file attached, as the pipeline's connections open it: the
+    marts (``marts.<table>``) live in a file of their own beside it."""
+    connection = duckdb.connect(str(path), read_only=read_only)
+    attach_marts(connection, path, read_only=read_only)
+    return connection
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,15 @@ PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
 # What dbt_project/profiles.yml reads from the environment.
-DBT_ENVIRONMENT_VARIABLES = ("CRM_WAREHOUSE_PATH", "CRM_DBT_MEMORY_LIMIT", "CRM_DBT_THREADS")
+DBT_ENVIRONMENT_VARIABLES = ("CRM_WAREHOUSE_PATH", "CRM_MARTS_PATH", "CRM_DBT_MEMORY_LIMIT", "CRM_DBT_THREADS")
 
 
 def dbt_environment(warehouse: Warehouse) -> dict[str, str]:
-    """The values of :data:`DBT_ENVIRONMENT_VARIABLES` for ``warehouse``: its file and the engine's memory and
-    threads (empty and 0 are DuckDB's defaults). dbt parses a project again whole when any of them, or the
-    ``--vars``, differ from its last parse's, so a run's parse and its builds must see the same."""
-    values = (warehouse.path, warehouse.memory_limit or "80%", str(warehouse.threads or os.cpu_count() or 1))
+    """The values of :data:`DBT_ENVIRONMENT_VARIABLES` for ``warehouse``: its file, its marts file and the
+    engine's memory and threads (empty and 0 are DuckDB's defaults). dbt parses a project again whole when any of
+    them, or the ``--vars``, differ from its last parse's, so a run's parse and its builds must see the same."""
+    threads = str(warehouse.threads or os.cpu_count() or 1)
+    values = (warehouse.path, str(warehouse.marts_path), warehouse.memory_limit or "80%", threads)
     return dict(zip(DBT_ENVIRONMENT_VARIABLES, values, strict=True))
 
 

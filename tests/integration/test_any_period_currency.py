@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import run_nightly, world_environ
+from tests.conftest import open_warehouse, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def failed_steps(result) -> list[str]:
 
 
 def warehouse(root: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(root / "warehouse" / "crm.duckdb"), read_only=True)
+    return open_warehouse(root / "warehouse" / "crm.duckdb")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from pipelines.ingest.loader import load_table
 from pipelines.publish.contacts import current_contacts
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.settings import load_settings
-from tests.conftest import AS_OF, World, run_nightly, world_environ
+from tests.conftest import AS_OF, World, open_warehouse, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -161,7 +161,7 @@ def test_the_saved_files_load_under_the_marketing_contracts(planned: Planned, tm
     plan = planned.plan
     shutil.copytree(planned.world.root / "warehouse", tmp_path / "warehouse")
     campaign_file, members_file = campaign_files(planned.root / "landing", plan.campaign_id)
-    with duckdb.connect(str(tmp_path / "warehouse" / "crm.duckdb")) as warehouse:
+    with open_warehouse(tmp_path / "warehouse" / "crm.duckdb", read_only=False) as warehouse:
         loads = {
             load.file: load
             for name in ("marketing/campaigns", "marketing/campaign_members")
@@ -371,7 +371,7 @@ def _make_hostile(landing: Path, customers: list[str]) -> None:
 def test_the_night_counts_every_member_of_the_saved_campaign(campaign_night: CampaignNight):
     plan = campaign_night.planned.plan
     campaign_file, members_file = campaign_files(campaign_night.root / "landing", plan.campaign_id)
-    with duckdb.connect(str(campaign_night.root / "warehouse" / "crm.duckdb"), read_only=True) as warehouse:
+    with open_warehouse(campaign_night.root / "warehouse" / "crm.duckdb") as warehouse:
         ledger = warehouse.execute(
             "select file, rows_read, rows_loaded, rows_quarantined from meta.load_ledger where list_contains(?, file)",
             [[f"marketing/{campaign_file.name}", f"marketing/{members_file.name}"]],

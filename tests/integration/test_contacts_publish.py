@@ -17,8 +17,9 @@ from pipelines.publish.contacts import current_contacts
 from pipelines.publish.guard import accept_held, read_held, rollback
 from pipelines.publish.release import publish
 from pipelines.publish.snapshot import PUBLISHED_SCHEMAS, current_snapshot
+from pipelines.resources import marts_path_of
 from pipelines.settings import load_settings
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ def _published(world) -> tuple[Path, dict]:
 
 
 def _contact_rows(path: Path) -> list[tuple]:
-    with duckdb.connect(str(path), read_only=True) as contacts:
+    with open_warehouse(path) as contacts:
         return contacts.execute(
             "select customer_id, full_name, email, phone, email_key, phone_key, name_key "
             "from contacts.customer_contacts order by customer_id"
@@ -74,7 +75,7 @@ def test_the_contacts_file_is_private_named_in_current_json_and_holds_only_conta
     assert pointer["contacts"] == f"contacts_{AS_OF.isoformat()}_{pointer['run_id'][:8]}.duckdb"
     assert path == published_dir / pointer["contacts"] and path.exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    with duckdb.connect(str(path), read_only=True) as contacts:
+    with open_warehouse(path) as contacts:
         tables = contacts.execute("select schema_name, table_name from duckdb_tables()").fetchall()
     assert tables == [("contacts", "customer_contacts")]
     assert not list(published_dir.glob(".contacts-*")), "the staging folder was left behind"
@@ -173,7 +174,7 @@ def test_the_search_keys_in_python_are_the_warehouses(pipeline_run):
 def test_the_keys_are_those_identity_resolution_matched_on(pipeline_run):
     """An ERP customer's keys in the contacts file are their record's keys in int_identity_records_normalised."""
     world, _ = pipeline_run
-    with duckdb.connect(str(world.root / "warehouse" / "crm.duckdb"), read_only=True) as warehouse:
+    with open_warehouse(world.root / "warehouse" / "crm.duckdb") as warehouse:
         differing = warehouse.execute(
             """select contacts.customer_id, contacts.email_key, records.email_key, contacts.phone_key,
                 records.phone_key, contacts.name_key, records.name_key
@@ -199,6 +200,7 @@ def test_the_contacts_file_goes_wherever_its_snapshot_goes(pipeline_run, tmp_pat
     world, _ = pipeline_run
     warehouse = tmp_path / "crm.duckdb"
     shutil.copyfile(world.root / "warehouse" / "crm.duckdb", warehouse)
+    shutil.copyfile(world.root / "warehouse" / "crm_marts.duckdb", marts_path_of(warehouse))
     published_dir = tmp_path / "published"
     runs = ["aaaaaaaa-1", "bbbbbbbb-2", "cccccccc-3", "dddddddd-4"]
 
@@ -208,7 +210,7 @@ def test_the_contacts_file_goes_wherever_its_snapshot_goes(pipeline_run, tmp_pat
     def current() -> tuple[str, Path | None]:
         return current_snapshot(published_dir)["run_id"], current_contacts(published_dir)
 
-    with duckdb.connect(str(warehouse)) as connection:
+    with open_warehouse(warehouse, read_only=False) as connection:
         expected_rows = connection.execute("select count(*) from contacts.customer_contacts").fetchone()[0]
         for run_id in runs[:2]:
             release = publish(connection, published_dir, as_of=AS_OF, run_id=run_id)
@@ -240,9 +242,8 @@ def test_a_warehouse_without_contact_details_publishes_no_contacts_file(tmp_path
     """A warehouse built before contact details were published apart: the snapshot is published, current.json
     names no contacts file, and the dashboards find none."""
     warehouse = tmp_path / "crm.duckdb"
-    with duckdb.connect(str(warehouse)) as connection:
+    with open_warehouse(warehouse, read_only=False) as connection:
         ledger.ensure_tables(connection)
-        connection.execute("create schema marts")
         connection.execute("create table marts.fct_order_lines (source_file varchar, source_row_number bigint, "
                            "order_line_id varchar, quantity int, net_revenue decimal(18, 2))")  # fmt: skip
         release = publish(connection, tmp_path / "published", as_of=date(2026, 6, 30), run_id="eeeeeeee-5")

@@ -19,7 +19,7 @@ from pipelines.resources import AS_OF_TAG
 from pipelines.runs import recent_runs
 from pipelines.settings import load_settings
 from pipelines.transform.project import DBT_PROJECT_DIR
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ DBT_STEPS = ("dbt_models", "dbt_score_models")
 def night(pipeline_run):
     world, result = pipeline_run
     assert result.success
-    connection = duckdb.connect(str(world.root / "warehouse" / "crm.duckdb"), read_only=True)
+    connection = open_warehouse(world.root / "warehouse" / "crm.duckdb")
     yield world, result, connection
     connection.close()
 
@@ -147,7 +147,7 @@ def test_the_model_runs_hold_the_curves_the_pages_draw(night):
 def test_the_health_tables_are_published(night):
     world, result, _ = night
     pointer = snapshot.current_snapshot(world.root / "published")
-    with duckdb.connect(str(world.root / "warehouse" / "crm.duckdb"), read_only=True) as warehouse:
+    with open_warehouse(world.root / "warehouse" / "crm.duckdb") as warehouse:
         for table in snapshot.HEALTH_TABLES:
             expected = warehouse.execute(
                 f"select count(*) from {sql.qualified('meta', table)} where run_id = ?", [result.run_id]

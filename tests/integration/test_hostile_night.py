@@ -23,7 +23,7 @@ import pytest
 from pipelines.ingest.contracts import BUILT_IN_DIR, ContractError
 from pipelines.ingest.unload import unload_file
 from pipelines.publish.snapshot import current_snapshot
-from tests.conftest import AS_OF, run_landed, world_environ
+from tests.conftest import AS_OF, open_warehouse, run_landed, world_environ
 from tests.integration.test_hostile_files import _texts
 
 # One extra night (about 3.5 minutes, plus the shared small-world night when run alone): slow by the house rule.
@@ -118,7 +118,7 @@ def hostile_night(pipeline_run, tmp_path_factory: pytest.TempPathFactory):
     landed = land_hostile_files(root / "landing", root / "outside")
     (root / "contracts").mkdir()
     held = run_landed(root, root / "contracts", AS_OF)
-    with duckdb.connect(str(held.warehouse)) as warehouse:
+    with open_warehouse(held.warehouse, read_only=False) as warehouse:
         ledger = warehouse.execute(
             "select file, status, rows_read, rows_loaded, rows_quarantined from meta.load_ledger "
             "where status <> 'replaced'"
@@ -160,7 +160,7 @@ def test_after_the_link_is_taken_back_the_night_publishes(hostile_night):
 def test_each_hostile_file_gets_its_ledger_status(hostile_night):
     _, _, landed, run, _, first_ledger, codes = hostile_night
     ledger = {file: (status, read, loaded, quarantined) for file, status, read, loaded, quarantined in first_ledger}
-    with duckdb.connect(str(run.warehouse), read_only=True) as warehouse:
+    with open_warehouse(run.warehouse) as warehouse:
         assert ledger["erp/orders_backup.csv"][:2] == ("refused", 0), ledger["erp/orders_backup.csv"]
         assert ledger["erp/orders*.csv"][:2] == ("loaded", 3), "orders*.csv must read its own 3 rows only"
         assert ledger["erp/order_lines_extra.csv"] == ("loaded", 1, 0, 1), ledger["erp/order_lines_extra.csv"]
@@ -175,7 +175,7 @@ def test_each_hostile_file_gets_its_ledger_status(hostile_night):
 
 def test_formula_payloads_load_as_text_unchanged(hostile_night):
     _, _, landed, run, *_ = hostile_night
-    with duckdb.connect(str(run.warehouse), read_only=True) as warehouse:
+    with open_warehouse(run.warehouse) as warehouse:
         for customer_no, formula in landed["formula_customers"]:
             stored = warehouse.execute(
                 "select first_name from raw.erp__customers where customer_no = ?", [customer_no]
@@ -185,7 +185,7 @@ def test_formula_payloads_load_as_text_unchanged(hostile_night):
 
 def test_the_secret_is_nowhere_in_the_warehouse_nor_the_snapshot(hostile_night):
     _, _, _, run, *_ = hostile_night
-    with duckdb.connect(str(run.warehouse), read_only=True) as warehouse:
+    with open_warehouse(run.warehouse) as warehouse:
         assert text_holding(warehouse, [SECRET, "credentials"]) == []
     with run.published() as snapshot:
         assert text_holding(snapshot, [SECRET, "credentials"]) == []
@@ -202,7 +202,7 @@ def tables_named_from_outside(connection: duckdb.DuckDBPyConnection) -> list[tup
 
 def test_no_table_is_named_after_a_file_or_a_header(hostile_night):
     _, _, _, run, *_ = hostile_night
-    with duckdb.connect(str(run.warehouse), read_only=True) as warehouse:
+    with open_warehouse(run.warehouse) as warehouse:
         assert ("raw", "erp__orders") in tables_of(warehouse)
         assert tables_named_from_outside(warehouse) == []
     with run.published() as snapshot:
@@ -256,6 +256,6 @@ def test_a_crafted_contract_file_name_is_refused_before_anything_runs(tmp_path: 
     assert "snake_case" in str(error.value)
     warehouse = tmp_path / "warehouse" / "crm.duckdb"
     if warehouse.exists():
-        with duckdb.connect(str(warehouse), read_only=True) as connection:
+        with open_warehouse(warehouse) as connection:
             assert [table for _, table in tables_of(connection) if "pwned" in table] == []
     assert current_snapshot(tmp_path / "published") is None

@@ -6,8 +6,9 @@ in any export (a call from a number recorded nowhere, an anonymous session from 
 no rule can find them, so recall for calls and sessions is measured against the records that are linkable at all.
 """
 
-import duckdb
 import pytest
+
+from tests.conftest import open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,7 @@ select
     normalised.visitor_id,
     normalised.known_erp_customer_id
 from resolved
+from tests.conftest import open_warehouse
 inner join normalised using (source_system, source_record_id)
 left join truth using (source_system, source_record_id)
 left join people as anchor on resolved.customer_id = anchor.erp_customer_no
@@ -67,7 +69,7 @@ where true_person is not null
 def scored(pipeline_run):
     world, result = pipeline_run
     assert result.success
-    connection = duckdb.connect(str(world.root / "warehouse" / "crm.duckdb"), read_only=True)
+    connection = open_warehouse(world.root / "warehouse" / "crm.duckdb")
     connection.execute(f"create temp table scored as {SCORED.format(truth=world.truth)}")
     connection.execute(f"create temp table linkable as {LINKABLE}")
     yield connection

@@ -10,8 +10,9 @@ import duckdb
 import pytest
 
 from pipelines.bench.worlds import split_off_day
+from pipelines.resources import marts_path_of
 from pipelines.sql import identifier, qualified, string
-from tests.conftest import AS_OF, run_nightly, world_environ
+from tests.conftest import AS_OF, open_warehouse, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -79,15 +80,20 @@ def test_one_new_day_loads_only_its_files_and_equals_a_full_rebuild(pipeline_run
     assert night.success
 
     warehouse = root / "warehouse" / "crm.duckdb"
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with open_warehouse(warehouse) as connection:
         loaded_tonight = connection.execute(
             "select file from meta.load_ledger where run_id = ? and status = 'loaded' order by file", [night.run_id]
         ).fetchall()
         assert loaded_tonight == [(f"erp/order_lines_{NEW_DAY}.csv",), (f"erp/orders_{NEW_DAY}.csv",)]
-        connection.execute(f"attach {string(str(world.root / 'warehouse' / 'crm.duckdb'))} as rebuilt (read_only)")
+        rebuilt = world.root / "warehouse" / "crm.duckdb"
+        connection.execute(f"attach {string(str(rebuilt))} as rebuilt (read_only)")
+        connection.execute(f"attach {string(str(marts_path_of(rebuilt)))} as rebuilt_marts (read_only)")
+        # (tonight's catalog, the full rebuild's) of each schema: the marts live in a file of their own
+        catalogs = {"marts": ("marts_db", "rebuilt_marts"), "ml": ("crm", "rebuilt")}
         tables = connection.execute(
             "select table_schema, table_name from information_schema.tables "
-            "where table_catalog = 'crm' and table_schema in ('marts', 'ml') and table_type = 'BASE TABLE' "
+            "where ((table_catalog = 'crm' and table_schema = 'ml') or "
+            "(table_catalog = 'marts_db' and table_schema = 'marts')) and table_type = 'BASE TABLE' "
             "order by 1, 2"
         ).fetchall()
         assert len(tables) > 20
@@ -110,7 +116,7 @@ def test_one_new_day_loads_only_its_files_and_equals_a_full_rebuild(pipeline_run
                     f"select {columns} from {side}.{qualified(schema, table)}{this_night} order by all",
                     {"as_of": AS_OF} if this_night else {},
                 ).fetchall()
-                for side in ("crm", "rebuilt")
+                for side in catalogs[schema]
             ]
             if len(sides[0]) != len(sides[1]) or not all(map(_same, *sides)):
                 unequal = sum(not _same(a, b) for a, b in zip(*sides, strict=False))

@@ -12,11 +12,10 @@ line is rounded when converted).
 
 from decimal import Decimal
 
-import duckdb
 import pytest
 
 from pipelines.demo_data import generate
-from tests.conftest import AS_OF, run_nightly, world_environ
+from tests.conftest import AS_OF, open_warehouse, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +38,7 @@ def warehouses(tmp_path_factory):
             if event.event_type_value == "STEP_FAILURE"
         ]
         assert result.success, f"{shape} shape: the nightly run failed: {failures}"
-        connections[shape] = duckdb.connect(str(root / "warehouse" / "crm.duckdb"), read_only=True)
+        connections[shape] = open_warehouse(root / "warehouse" / "crm.duckdb")
     yield connections
     for connection in connections.values():
         connection.close()

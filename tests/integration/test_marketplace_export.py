@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import run_nightly, world_environ
+from tests.conftest import open_warehouse, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def marketplace_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def warehouse(root: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(root / "warehouse" / "crm.duckdb"), read_only=True)
+    return open_warehouse(root / "warehouse" / "crm.duckdb")
 
 
 def test_customer_keys_of_one_person_are_one_customer(marketplace_run: Path):

@@ -17,7 +17,7 @@ from pipelines.ml.marketing_assets import build_marketing_assets
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.resources import AS_OF_TAG, Warehouse
 from pipelines.settings import load_settings
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -122,8 +122,7 @@ def test_tier_movement_agrees_with_the_thresholds(published):
 def test_a_model_that_cannot_be_fitted_publishes_the_baseline_and_warns(tmp_path):
     """Every customer bought twice, a day apart: BG/NBD has nothing to learn and every penalised fit fails."""
     path = tmp_path / "crm.duckdb"
-    with duckdb.connect(str(path)) as connection:
-        connection.execute("create schema marts")
+    with open_warehouse(path, read_only=False) as connection:
         connection.execute(
             """create table marts.fct_orders as
             select 'C' || lpad(i::varchar, 4, '0') as customer_id,
@@ -142,7 +141,7 @@ def test_a_model_that_cannot_be_fitted_publishes_the_baseline_and_warns(tmp_path
     assert result.success, "a failed fit never fails the night"
     (check,) = result.get_asset_check_evaluations()
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    with duckdb.connect(str(path), read_only=True) as connection:
+    with open_warehouse(path) as connection:
         sources = connection.execute("select distinct score_source from ml.clv_scores").fetchall()
         run = connection.execute("select score_source, notes from ml.model_runs where model = 'clv'").fetchall()[0]
     assert sources == [("baseline",)]
@@ -246,7 +245,7 @@ def test_the_models_score_with_their_stored_fits_until_the_refit_is_due(pipeline
     def night(as_of: date) -> dict[str, tuple]:
         result = dg.materialize(assets, resources={"warehouse": warehouse}, tags={AS_OF_TAG: as_of.isoformat()})
         assert result.success
-        with duckdb.connect(str(path), read_only=True) as connection:
+        with open_warehouse(path) as connection:
             return {model: rest for model, *rest in connection.execute(query, [as_of]).fetchall()}
 
     fitting_night = night(AS_OF)  # the re-run of the night that fitted fits again

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import LandedRun, run_landed
+from tests.conftest import LandedRun, open_warehouse, run_landed
 from tests.integration.test_row_accounting import assert_every_row_accounted_for
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,7 @@ def rewrite(path: Path, edit) -> None:
 
 
 def warehouse(run: LandedRun) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(run.warehouse), read_only=True)
+    return open_warehouse(run.warehouse)
 
 
 def plant_problems(landing: Path) -> dict[str, str]:

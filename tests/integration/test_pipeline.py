@@ -4,6 +4,7 @@ import duckdb
 import pytest
 
 from pipelines.publish.snapshot import current_snapshot
+from tests.conftest import open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ def test_every_dbt_test_ran_and_passed(pipeline_run):
 
 def test_raw_tables_hold_every_exported_row(pipeline_run):
     world, _ = pipeline_run
-    with duckdb.connect(str(world.root / "warehouse" / "crm.duckdb"), read_only=True) as connection:
+    with open_warehouse(world.root / "warehouse" / "crm.duckdb") as connection:
         ledger = dict(connection.execute("select file, rows_read from meta.load_ledger").fetchall())
         loaded = connection.execute(
             "select sum(rows_loaded) + sum(rows_quarantined), sum(rows_read) from meta.load_ledger"

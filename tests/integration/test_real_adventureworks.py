@@ -20,7 +20,7 @@ import pytest
 
 from pipelines.ingest.contracts import load_contract
 from pipelines.ingest.loader import load_table
-from tests.conftest import LandedRun, run_landed
+from tests.conftest import LandedRun, open_warehouse, run_landed
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ def test_the_published_orders_lines_and_customers_reconcile_with_the_files(adven
 
 def test_windows_1252_names_and_emails_load_as_written(adventureworks_run: AdventureWorksRun):
     written = {row[0]: (row[3], row[5], row[9]) for row in read_table("Customer.csv")}
-    with duckdb.connect(str(adventureworks_run.warehouse), read_only=True) as connection:
+    with open_warehouse(adventureworks_run.warehouse) as connection:
         loaded = {
             customer: (first, last, email)
             for customer, first, last, email in connection.execute(

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import AS_OF, run_nightly, world_environ
+from tests.conftest import AS_OF, open_warehouse, run_nightly, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ BACK_DATED = date(2026, 3, 31)
 
 
 def warehouse(root: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(root / "warehouse" / "crm.duckdb"), read_only=True)
+    return open_warehouse(root / "warehouse" / "crm.duckdb")
 
 
 def assert_every_row_accounted_for(connection: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int, int]]:

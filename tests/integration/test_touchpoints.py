@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.publish.snapshot import current_snapshot
 from pipelines.settings import load_settings
-from tests.conftest import AS_OF
+from tests.conftest import AS_OF, open_warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def warehouse(pipeline_run):
     """The working warehouse (raw tables included) and the published snapshot, after the nightly run."""
     world, result = pipeline_run
     assert result.success
-    working = duckdb.connect(str(world.root / "warehouse" / "crm.duckdb"), read_only=True)
+    working = open_warehouse(world.root / "warehouse" / "crm.duckdb")
     yield world, working
     working.close()
 

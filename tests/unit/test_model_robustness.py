@@ -6,7 +6,6 @@ constant features, one outcome only, a single customer, no repeat buyers, less h
 from datetime import date, timedelta
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -32,6 +31,7 @@ from pipelines.ml.assets import build_ml_assets
 from pipelines.ml.features import available_inputs, describe_inputs
 from pipelines.resources import AS_OF_TAG, Warehouse
 from pipelines.settings import load_settings
+from tests.conftest import open_warehouse
 
 PROPERTY = settings(
     max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow], database=None
@@ -341,8 +341,7 @@ def sales_only_warehouse(path, customers: int, seed: int, *, history_days: int) 
         sales_channel=pl.lit("web"),
     )
     orders = orders.with_columns(gross_revenue=pl.col("net_revenue"), gross_amount=pl.col("net_revenue"))
-    with duckdb.connect(str(path)) as connection:
-        connection.execute("create schema marts")
+    with open_warehouse(path, read_only=False) as connection:
         connection.register("orders", orders.to_arrow())
         connection.execute("create table marts.fct_orders as select * from orders")
         connection.execute(
@@ -387,7 +386,7 @@ def materialise(tmp_path, **warehouse) -> tuple[dg.ExecuteInProcessResult, dict]
         tags={AS_OF_TAG: AS_OF.isoformat()},
         raise_on_error=False,
     )
-    with duckdb.connect(str(path), read_only=True) as connection:
+    with open_warehouse(path) as connection:
         runs = {
             row[0]: dict(zip(("score_source", "beats_baseline", "notes", "inputs"), row[1:], strict=True))
             for row in connection.execute(
@@ -440,7 +439,7 @@ def test_a_single_customer_is_scored_but_not_segmented(tmp_path):
 def test_available_inputs_count_each_source(tmp_path):
     path = tmp_path / "crm.duckdb"
     sales_only_warehouse(path, customers=5, seed=1, history_days=100)
-    with duckdb.connect(str(path)) as connection:
+    with open_warehouse(path, read_only=False) as connection:
         connection.execute(
             """insert into marts.fct_interactions values ('C0000', 'web_session', 'web_session', date '2026-06-01'),
             ('C0001', 'click', 'email', date '2026-06-01'), (null, 'call', 'call', date '2026-06-01')"""

@@ -18,10 +18,18 @@ from pipelines.publish.changes import what_changed
 from pipelines.publish.guard import PublishError, accept_held, guard_reasons, read_history, rollback
 from pipelines.publish.release import publish
 from pipelines.publish.snapshot import current_snapshot, point_to, prune_snapshots, snapshot_name, write_snapshot
+from pipelines.resources import attach_marts
 
 AS_OF = date(2026, 6, 30)
 SECRET = "sk_live_51Hx9SECRETtoken"
 RUN_A, RUN_B, RUN_KILLED = "aaaaaaaa-run", "bbbbbbbb-run", "kkkkkkkk-run"
+
+
+def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """The warehouse file with its marts file attached, as every connection of a night opens it."""
+    connection = duckdb.connect(str(path), read_only=read_only)
+    attach_marts(connection, path, read_only=read_only)
+    return connection
 
 
 def build_warehouse(
@@ -37,8 +45,8 @@ def build_warehouse(
 ) -> Path:
     """A small warehouse as a night leaves it: marts, the run's model runs and scores, the load bookkeeping with a
     quarantined row whose text holds a secret and an absolute path."""
-    with duckdb.connect(str(path)) as connection:
-        for schema in ("raw", "staging", "marts"):
+    with open_warehouse(path) as connection:
+        for schema in ("raw", "staging"):
             connection.execute(f"create schema if not exists {schema}")
         connection.execute("create or replace table raw.orders as select 1 as id")
         connection.execute("create or replace view staging.v as select * from raw.orders")
@@ -103,14 +111,14 @@ def build_warehouse(
 
 def kill_a_run(path: Path, as_of: date) -> None:
     """A run killed after it scored: its model runs and scores stay in the warehouse, it published nothing."""
-    with duckdb.connect(str(path)) as connection:
+    with open_warehouse(path) as connection:
         run = ModelRun("rfm", as_of, RUN_KILLED, datetime.now(UTC).replace(tzinfo=None), metrics={"segments": 9})
         record_model_run(connection, run)
         write_scores(connection, "rfm_scores", pl.DataFrame({"customer_id": ["C9"], "segment": ["killed"]}), run)
 
 
 def publish_run(warehouse: Path, published: Path, run_id: str, **options):
-    with duckdb.connect(str(warehouse)) as connection:
+    with open_warehouse(warehouse) as connection:
         return publish(connection, published, as_of=options.pop("as_of", AS_OF), run_id=run_id, **options)
 
 
@@ -203,7 +211,7 @@ def test_the_snapshot_keeps_one_model_run_per_model_and_as_of_and_none_from_kill
     kill_a_run(warehouse, AS_OF)  # and one killed on the same cutoff, after the published run
     build_warehouse(warehouse, RUN_B, amount=11.0)  # the next night, same cutoff
     release = publish_run(warehouse, published, RUN_B)
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
+    with open_warehouse(warehouse, read_only=True) as connection:
         in_warehouse = connection.execute(
             "select count(*) from ml.model_runs where run_id = ?", [RUN_KILLED]
         ).fetchone()
@@ -290,7 +298,7 @@ def test_what_changed_counts_new_customers_moves_and_model_metrics(tmp_path: Pat
 
 def test_formula_like_text_is_counted_in_the_snapshot(tmp_path: Path):
     warehouse = build_warehouse(tmp_path / "work.duckdb", RUN_A)
-    with duckdb.connect(str(warehouse)) as connection:
+    with open_warehouse(warehouse) as connection:
         connection.execute(
             "update marts.dim_customers set email_masked = case customer_id when 'C0' then '=HYPERLINK(\"x\",\"y\")' "
             "when 'C1' then '-12.5' when 'C2' then '@SUM(A1)' else email_masked end"
@@ -305,11 +313,29 @@ def test_formula_like_text_is_counted_in_the_snapshot(tmp_path: Path):
 def test_the_snapshot_copies_marts_and_scores_and_leaves_raw_and_staging_behind(tmp_path: Path):
     warehouse = build_warehouse(tmp_path / "work.duckdb", RUN_A)
     target = tmp_path / "published" / snapshot_name(date(2026, 6, 30), "abcdef123456")
-    with duckdb.connect(str(warehouse)) as connection:
+    with open_warehouse(warehouse) as connection:
         rows = write_snapshot(connection, target, run_id=RUN_A)
     assert target.name == "crm_2026-06-30_abcdef12.duckdb"
     assert rows["marts.dim_customers"] == 4 and rows["ml.rfm_scores"] == 3 and rows["meta.quarantine"] == 1
     assert not list(target.parent.glob("*.partial"))
+
+
+def test_the_marts_file_is_copied_whole_with_its_latest_writes_and_nothing_but_its_marts(tmp_path: Path):
+    warehouse = build_warehouse(tmp_path / "work.duckdb", RUN_A)
+    target = tmp_path / "published" / snapshot_name(date(2026, 6, 30), RUN_A)
+    with open_warehouse(warehouse) as connection:
+        connection.execute("create table marts.fct_late as select range as id from range(1000)")
+        connection.execute("create schema marts_db.scratch")
+        connection.execute("create table marts_db.scratch.left_over as select 1 as id")
+        # still in the marts file's write-ahead log: a copy of the file alone would miss it
+        assert (tmp_path / "work_marts.duckdb.wal").stat().st_size > 0
+        rows = write_snapshot(connection, target, run_id=RUN_A)
+    assert rows["marts.fct_late"] == 1000 and rows["marts.dim_customers"] == 4
+    with duckdb.connect(str(target), read_only=True) as snapshot:
+        schemas = {row[0] for row in snapshot.execute("select distinct schema_name from duckdb_tables()").fetchall()}
+        late = snapshot.execute("select count(*), sum(id) from marts.fct_late").fetchone()
+    assert schemas == {"marts", "ml", "meta"}
+    assert late == (1000, 499500)
 
 
 def test_the_pointer_names_the_current_snapshot_and_is_replaced_whole(tmp_path: Path):
