@@ -163,8 +163,8 @@ def attached_marts_file(connection: duckdb.DuckDBPyConnection) -> Path | None:
 
 def _start_with_marts(connection: duckdb.DuckDBPyConnection, partial: Path) -> None:
     """Begin the snapshot as a copy of the marts file, checkpointed first so that the file holds every change.
-    The file copy is the whole marts at a small cost of copying them table by table (the tables are written and
-    compressed again): 3.8 s against 50 s at a million customers. Anything but the marts schema is dropped."""
+    A file copy costs a fraction of copying the tables one by one (each written and compressed again): the
+    publish step took 19 s instead of 65 s at a million customers. Anything but the marts schema is dropped."""
     marts = attached_marts_file(connection)
     if marts is None:
         return

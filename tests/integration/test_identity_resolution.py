@@ -28,7 +28,6 @@ select
     normalised.visitor_id,
     normalised.known_erp_customer_id
 from resolved
-from tests.conftest import open_warehouse
 inner join normalised using (source_system, source_record_id)
 left join truth using (source_system, source_record_id)
 left join people as anchor on resolved.customer_id = anchor.erp_customer_no
