@@ -141,6 +141,8 @@ def test_dbt_docs_generate_describes_every_mart_and_its_columns(pipeline_run, tm
 
     world, _ = pipeline_run
     environ = {**os.environ, "CRM_WAREHOUSE_PATH": str(world.root / "warehouse" / "crm.duckdb")}
+    # as by hand: the marts file is the one beside the warehouse (profiles.yml), not one an earlier run set
+    environ.pop("CRM_MARTS_PATH", None)
     completed = subprocess.run(
         [DBT_EXECUTABLE, "docs", "generate", "--target-path", str(tmp_path), "--vars", "{as_of: '2026-06-30'}"],
         cwd=DBT_PROJECT_DIR, env=environ, capture_output=True, text=True,

@@ -58,3 +58,26 @@ def test_the_first_dbt_step_drops_the_marts_an_older_version_left_in_the_warehou
         assert connection.execute(
             "select count(*) from duckdb_schemas() where database_name = 'crm' and schema_name = 'marts'"
         ).fetchone() == (0,)
+
+
+def test_dbt_finds_the_marts_file_by_the_same_rule_when_run_by_hand(tmp_path: Path):
+    """profiles.yml derives the marts file from CRM_WAREHOUSE_PATH when CRM_MARTS_PATH is not set (dbt run by
+    hand): the same file as the pipeline's rule."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from pipelines.transform.project import DBT_PROJECT_DIR
+
+    dbt = Path(sys.executable).with_name("dbt")
+    for warehouse in (tmp_path / "crm.duckdb", tmp_path / "shop.db"):
+        environ = {key: value for key, value in os.environ.items() if key != "CRM_MARTS_PATH"}
+        completed = subprocess.run(
+            [str(dbt), "debug", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+             "--log-path", str(tmp_path / "logs")],
+            capture_output=True, text=True, env={**environ, "CRM_WAREHOUSE_PATH": str(warehouse)}, timeout=300,
+        )  # fmt: skip
+        attached = re.search(r"attach: \[\{'path': '([^']*)'", completed.stdout)
+        assert attached, completed.stdout[-2000:]
+        assert Path(attached.group(1)) == marts_path_of(warehouse)
