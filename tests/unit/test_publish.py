@@ -18,18 +18,11 @@ from pipelines.publish.changes import what_changed
 from pipelines.publish.guard import PublishError, accept_held, guard_reasons, read_history, rollback
 from pipelines.publish.release import publish
 from pipelines.publish.snapshot import current_snapshot, point_to, prune_snapshots, snapshot_name, write_snapshot
-from pipelines.resources import attach_marts
+from tests.conftest import open_warehouse
 
 AS_OF = date(2026, 6, 30)
 SECRET = "sk_live_51Hx9SECRETtoken"
 RUN_A, RUN_B, RUN_KILLED = "aaaaaaaa-run", "bbbbbbbb-run", "kkkkkkkk-run"
-
-
-def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """The warehouse file with its marts file attached, as every connection of a night opens it."""
-    connection = duckdb.connect(str(path), read_only=read_only)
-    attach_marts(connection, path, read_only=read_only)
-    return connection
 
 
 def build_warehouse(
@@ -45,7 +38,7 @@ def build_warehouse(
 ) -> Path:
     """A small warehouse as a night leaves it: marts, the run's model runs and scores, the load bookkeeping with a
     quarantined row whose text holds a secret and an absolute path."""
-    with open_warehouse(path) as connection:
+    with open_warehouse(path, read_only=False) as connection:
         for schema in ("raw", "staging"):
             connection.execute(f"create schema if not exists {schema}")
         connection.execute("create or replace table raw.orders as select 1 as id")
@@ -111,14 +104,14 @@ def build_warehouse(
 
 def kill_a_run(path: Path, as_of: date) -> None:
     """A run killed after it scored: its model runs and scores stay in the warehouse, it published nothing."""
-    with open_warehouse(path) as connection:
+    with open_warehouse(path, read_only=False) as connection:
         run = ModelRun("rfm", as_of, RUN_KILLED, datetime.now(UTC).replace(tzinfo=None), metrics={"segments": 9})
         record_model_run(connection, run)
         write_scores(connection, "rfm_scores", pl.DataFrame({"customer_id": ["C9"], "segment": ["killed"]}), run)
 
 
 def publish_run(warehouse: Path, published: Path, run_id: str, **options):
-    with open_warehouse(warehouse) as connection:
+    with open_warehouse(warehouse, read_only=False) as connection:
         return publish(connection, published, as_of=options.pop("as_of", AS_OF), run_id=run_id, **options)
 
 
@@ -211,7 +204,7 @@ def test_the_snapshot_keeps_one_model_run_per_model_and_as_of_and_none_from_kill
     kill_a_run(warehouse, AS_OF)  # and one killed on the same cutoff, after the published run
     build_warehouse(warehouse, RUN_B, amount=11.0)  # the next night, same cutoff
     release = publish_run(warehouse, published, RUN_B)
-    with open_warehouse(warehouse, read_only=True) as connection:
+    with open_warehouse(warehouse) as connection:
         in_warehouse = connection.execute(
             "select count(*) from ml.model_runs where run_id = ?", [RUN_KILLED]
         ).fetchone()
@@ -298,7 +291,7 @@ def test_what_changed_counts_new_customers_moves_and_model_metrics(tmp_path: Pat
 
 def test_formula_like_text_is_counted_in_the_snapshot(tmp_path: Path):
     warehouse = build_warehouse(tmp_path / "work.duckdb", RUN_A)
-    with open_warehouse(warehouse) as connection:
+    with open_warehouse(warehouse, read_only=False) as connection:
         connection.execute(
             "update marts.dim_customers set email_masked = case customer_id when 'C0' then '=HYPERLINK(\"x\",\"y\")' "
             "when 'C1' then '-12.5' when 'C2' then '@SUM(A1)' else email_masked end"
@@ -313,7 +306,7 @@ def test_formula_like_text_is_counted_in_the_snapshot(tmp_path: Path):
 def test_the_snapshot_copies_marts_and_scores_and_leaves_raw_and_staging_behind(tmp_path: Path):
     warehouse = build_warehouse(tmp_path / "work.duckdb", RUN_A)
     target = tmp_path / "published" / snapshot_name(date(2026, 6, 30), "abcdef123456")
-    with open_warehouse(warehouse) as connection:
+    with open_warehouse(warehouse, read_only=False) as connection:
         rows = write_snapshot(connection, target, run_id=RUN_A)
     assert target.name == "crm_2026-06-30_abcdef12.duckdb"
     assert rows["marts.dim_customers"] == 4 and rows["ml.rfm_scores"] == 3 and rows["meta.quarantine"] == 1
@@ -323,7 +316,7 @@ def test_the_snapshot_copies_marts_and_scores_and_leaves_raw_and_staging_behind(
 def test_the_marts_file_is_copied_whole_with_its_latest_writes_and_nothing_but_its_marts(tmp_path: Path):
     warehouse = build_warehouse(tmp_path / "work.duckdb", RUN_A)
     target = tmp_path / "published" / snapshot_name(date(2026, 6, 30), RUN_A)
-    with open_warehouse(warehouse) as connection:
+    with open_warehouse(warehouse, read_only=False) as connection:
         connection.execute("create table marts.fct_late as select range as id from range(1000)")
         connection.execute("create schema marts_db.scratch")
         connection.execute("create table marts_db.scratch.left_over as select 1 as id")
