@@ -64,7 +64,7 @@ from models_ml.protocol import (
     refusing,
 )
 from models_ml.rfm import SEGMENTS, quintile_score, run_rfm, score_rfm
-from models_ml.segments import Segmentation, no_segments, run_segments, segment_customers
+from models_ml.segments import Segmentation, no_segments, run_segments, segment_customers, segments_fit_key
 from models_ml.tiers import TIERS, run_tier_movement, tier_movement
 from models_ml.validation import InsufficientDataError, validate_columns
 
@@ -127,6 +127,7 @@ __all__ = [
     "score_clv",
     "score_rfm",
     "segment_customers",
+    "segments_fit_key",
     "tier_movement",
     "train_churn_model",
     "train_recency_baseline",

@@ -18,16 +18,29 @@ than either of its items), which keeps the self-join small whatever the catalogu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
 import polars as pl
 
 from models_ml import engine
-from models_ml.protocol import ModelOutput, Verdict
+from models_ml.protocol import ModelOutput, StoredFit, Verdict, fingerprint, scored_with
 from models_ml.validation import validate_columns
 
-__all__ = ["RULE_SCHEMA", "association_rules", "run_basket_rules"]
+__all__ = ["RULE_SCHEMA", "association_rules", "basket_fit_key", "reuse_basket_rules", "run_basket_rules"]
+
+# Bumped when what stored rules hold changes: rules stored by other code are never reused.
+BASKET_FIT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BasketFit:
+    """A night's rules as it published them (its tables, figures and facts), for the nights that publish them
+    again until the next count is due (``model_refit_days``)."""
+
+    output: ModelOutput
+
 
 RULE_SCHEMA = {
     "antecedent": pl.String,
@@ -236,16 +249,29 @@ def run_basket_rules(
                 f"{min_lift} and {min_baskets} orders together."
             )
     rules = pl.concat(frames) if frames else pl.DataFrame(schema={"level": pl.String, **RULE_SCHEMA})
-    return ModelOutput(
+    thresholds = {"min_support": min_support, "min_confidence": min_confidence, "min_lift": min_lift,
+                  "min_baskets": min_baskets}  # fmt: skip
+    output = ModelOutput(
         {"basket_rules": rules},
         Verdict("model", None, metrics, notes=tuple(notes)),
-        parameters={
-            "min_support": min_support,
-            "min_confidence": min_confidence,
-            "min_lift": min_lift,
-            "min_baskets": min_baskets,
-        },
+        parameters=thresholds,
         rows_used=max((frame.height for frame in levels.values()), default=0),
         training_from=training_from,
         training_to=training_to,
     )
+    return replace(output, fit=BasketFit(output), fit_key=basket_fit_key(list(levels), **thresholds))
+
+
+def basket_fit_key(levels: Sequence[str], **thresholds: float) -> str:
+    """The fingerprint of what a night's rules depend on besides the data: the levels and the thresholds (the
+    basket_* settings) and the format of the stored rules. A night publishes stored rules only under the same key."""
+    return fingerprint(format=BASKET_FIT_FORMAT, levels=list(levels), thresholds=thresholds)
+
+
+def reuse_basket_rules(stored: StoredFit) -> ModelOutput:
+    """The rules an earlier night counted (``stored``, of :func:`run_basket_rules`), published again tonight: its
+    tables, figures and facts, with a note saying when they were counted and when the next count is due."""
+    output: ModelOutput = stored.fit.output
+    tonight = "Tonight publishes that night's rules again: the rules are its counts of the orders before it."
+    verdict = scored_with(stored, output.verdict, made="rules", tonight=tonight)
+    return replace(output, verdict=verdict, fit=None, fit_key=None, fitted_as_of=stored.fitted_as_of)

@@ -10,6 +10,10 @@ fitted and scored on the sample and every customer is then assigned to the neare
 
 Each cluster is described by the features whose cluster mean lies furthest from the population mean, measured in
 the standardised units the clustering used, and phrased in words with the actual means for an analyst to read.
+
+With ``model_refit_days`` above 1, the night that fits keeps its fit (:class:`SegmentFit`: the scaling, the centres
+and the choice of k) and the nights until the refit is due assign their own customers to those centres, described
+on their own behaviour, instead of choosing k again: the silhouettes and k-means fits are most of the run's work.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import sklearn
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.preprocessing import StandardScaler
 
-from models_ml.protocol import ModelOutput, Verdict, refusing
+from models_ml.protocol import ModelOutput, StoredFit, Verdict, fingerprint, refusing, scored_with
 from models_ml.validation import KEY, InsufficientDataError, validate_columns
 
 # The behaviour the run clusters on (columns of pipelines/ml/features.py's behaviour), beside every category and
@@ -47,6 +52,27 @@ MAX_TERMS = 4  # features named in a description at most
 MIN_CUSTOMERS = 4  # two clusters of two: the least a silhouette can be computed on
 NEAR_AVERAGE = "close to the average customer on every measure"
 _MONEY_WORDS = frozenset({"revenue", "value", "spend", "spent", "amount", "monetary", "sales", "price", "margin"})
+# Bumped when what a stored segmentation fit holds, or how it assigns, changes: a fit stored by other code is never
+# reused.
+SEGMENT_FIT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SegmentFit:
+    """What a later night needs to assign its customers with this fit instead of choosing k again: the features
+    asked for, those clustered on (``kept``, their positions) and why the others were left out, the log-scaled ones,
+    the standardisation and the chosen k-means fit, and how k was chosen (the selection table, the criterion and
+    the parameters of the night that fitted)."""
+
+    features: tuple[str, ...]
+    kept: tuple[int, ...]
+    dropped_features: Mapping[str, str]
+    log_features: tuple[str, ...]
+    scaler: StandardScaler
+    model: KMeans
+    selection: pl.DataFrame
+    criterion: str
+    parameters: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -76,6 +102,8 @@ class Segmentation:
         Feature -> why it was left out of the clustering (e.g. it has the same value for every customer).
     parameters
         The settings that reproduce the run: seed, sample size, n_init, log features, k range requested and tried.
+    fit
+        The fit that assigned the customers, for a later night to assign with (:class:`SegmentFit`).
     """
 
     assignments: pl.DataFrame
@@ -86,6 +114,7 @@ class Segmentation:
     features: tuple[str, ...] = ()
     dropped_features: Mapping[str, str] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    fit: SegmentFit | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able summary for a model-runs table: k, criterion, silhouettes, features and cluster sizes."""
@@ -243,6 +272,7 @@ def segment_customers(
     seed: int = 0,
     log_features: Sequence[str] = (),
     n_init: int = 10,
+    fit: SegmentFit | None = None,
 ) -> Segmentation:
     """Cluster customers on standardised behaviour with k-means, k chosen by silhouette, and describe the clusters.
 
@@ -278,6 +308,10 @@ def segment_customers(
         0 (net revenue after returns) are clipped to 0 first.
     n_init
         k-means restarts per k; the best (lowest inertia) is kept.
+    fit
+        An earlier night's fit (:attr:`Segmentation.fit`) over the same ``features``: its standardisation, centres
+        and choice of k assign and describe these customers, and ``k_range``, ``sample_size``, ``seed``,
+        ``log_features`` and ``n_init`` are the fit's.
 
     Returns
     -------
@@ -306,6 +340,10 @@ def segment_customers(
     "Low <label>" from the top one or two of those features ("Average customers" with none), numbered
     " (2)", " (3)" where two clusters would share a name.
     """
+    if fit is not None:
+        if list(features) != list(fit.features):
+            raise ValueError(f"segments: the stored fit clusters {list(fit.features)}, not {list(features)}")
+        log_features = fit.log_features
     _validate(customers, features, log_features, k_range)
     if sample_size < MIN_CUSTOMERS:
         raise ValueError(f"segments: sample_size must be at least {MIN_CUSTOMERS}; got {sample_size}")
@@ -322,6 +360,89 @@ def segment_customers(
     for j, f in enumerate(features):
         if f in log_features:
             transformed[:, j] = np.log1p(np.clip(transformed[:, j], 0.0, None))
+    fitted_here = fit is None
+    if fit is None:
+        fit = _fit(transformed, raw, features, log_features, k_range, sample_size, seed, n_init)
+    kept, dropped, model = list(fit.kept), dict(fit.dropped_features), fit.model
+    chosen = model.n_clusters
+    matrix = np.ascontiguousarray(fit.scaler.transform(transformed[:, kept]))
+    # the profiles measure each cluster against these customers: a stored fit's scaling is its own night's
+    standard = matrix if fitted_here else StandardScaler().fit_transform(transformed[:, kept])
+    del transformed  # a million customers: keep only the raw values (for means) and the standardised matrix
+
+    # The chosen fit is the sample fit (same data, same seed): assign everyone to its nearest centre.
+    fitted_labels = model.predict(matrix)
+    sizes = np.bincount(fitted_labels, minlength=chosen)
+    order = sorted(range(chosen), key=lambda c: (-sizes[c], c))  # number clusters by size, largest first
+    renumber = np.empty(chosen, dtype=np.int64)
+    renumber[order] = np.arange(1, chosen + 1)
+    cluster = renumber[fitted_labels]
+    distance = np.linalg.norm(matrix - model.cluster_centers_[fitted_labels], axis=1)
+
+    counts = np.bincount(cluster, minlength=chosen + 1)[1:]
+    population = {f: float(raw[:, j].mean()) for j, f in enumerate(features)}
+    kinds = {f: _value_kind(f, raw[:, j]) for j, f in enumerate(features)}
+    means = {
+        f: np.bincount(cluster, weights=raw[:, j], minlength=chosen + 1)[1:] / counts for j, f in enumerate(features)
+    }
+    zs = {f: np.zeros(chosen) for f in dropped}  # a constant feature does not differ from the population
+    for column, j in enumerate(kept):
+        zs[features[j]] = np.bincount(cluster, weights=standard[:, column], minlength=chosen + 1)[1:] / counts
+
+    names, descriptions = [], []
+    for c in range(chosen):
+        z = {f: float(zs[f][c]) for f in features if f not in dropped}
+        agrees = {f: f not in log_features or (means[f][c] - population[f]) * z[f] > 0 for f in z}
+        terms = _standout_terms(z, agrees)
+        cluster_means = {f: float(means[f][c]) for f in features}
+        descriptions.append(_describe_cluster(terms, cluster_means, population, kinds, label_of))
+        names.append(_name_cluster(terms, label_of))
+    names = _unique_names(names)
+
+    profiles = pl.DataFrame(
+        {
+            "cluster": pl.Series(range(1, chosen + 1), dtype=pl.Int32),
+            "cluster_name": names,
+            "customers": pl.Series(counts, dtype=pl.Int64),
+            "customer_share": counts / n,
+            "description": descriptions,
+            **{column: values for f in features for column, values in ((f, means[f]), (f"{f}__z", zs[f]))},
+        }
+    )
+    assignments = pl.DataFrame(
+        {
+            KEY: customers[KEY],
+            "cluster": pl.Series(cluster, dtype=pl.Int32),
+            "cluster_name": pl.Series(names)[cluster - 1],
+            "distance": distance,
+        }
+    )
+    return Segmentation(
+        assignments=assignments,
+        profiles=profiles,
+        selection=fit.selection,
+        k=chosen,
+        criterion=fit.criterion,
+        features=tuple(features[j] for j in kept),
+        dropped_features=dropped,
+        parameters=fit.parameters,
+        fit=fit,
+    )
+
+
+def _fit(
+    transformed: np.ndarray,
+    raw: np.ndarray,
+    features: Sequence[str],
+    log_features: Sequence[str],
+    k_range: Sequence[int],
+    sample_size: int,
+    seed: int,
+    n_init: int,
+) -> SegmentFit:
+    """Choose k and fit k-means on a sample of ``transformed`` (the features, log1p applied): the method of
+    :func:`segment_customers`."""
+    n = len(transformed)
     constant = [j for j in range(len(features)) if np.ptp(transformed[:, j]) == 0]
     dropped = {features[j]: f"the same value ({_format(raw[0, j], 'count')}) for every customer" for j in constant}
     kept = [j for j in range(len(features)) if j not in constant]
@@ -329,8 +450,8 @@ def segment_customers(
         raise InsufficientDataError(
             "segments: every feature has the same value for every customer; nothing to segment on"
         )
-    matrix = np.ascontiguousarray(StandardScaler().fit_transform(transformed[:, kept]))
-    del transformed  # a million customers: keep only the raw values (for means) and the standardised matrix
+    scaler = StandardScaler().fit(transformed[:, kept])
+    matrix = scaler.transform(transformed[:, kept])
 
     rng = np.random.default_rng(seed)
     sample_index = np.arange(n) if n <= sample_size else np.sort(rng.choice(n, size=sample_size, replace=False))
@@ -365,95 +486,67 @@ def segment_customers(
     if chosen != best:
         criterion += f" (k={chosen} at {silhouettes[chosen]:.3f} preferred to k={best} at {silhouettes[best]:.3f})"
 
-    # The chosen fit is the sample fit above (same data, same seed): assign everyone to its nearest centre.
-    model = fits[chosen]
-    fitted_labels = model.predict(matrix)
-    sizes = np.bincount(fitted_labels, minlength=chosen)
-    order = sorted(range(chosen), key=lambda c: (-sizes[c], c))  # number clusters by size, largest first
-    renumber = np.empty(chosen, dtype=np.int64)
-    renumber[order] = np.arange(1, chosen + 1)
-    cluster = renumber[fitted_labels]
-    distance = np.linalg.norm(matrix - model.cluster_centers_[fitted_labels], axis=1)
-
-    counts = np.bincount(cluster, minlength=chosen + 1)[1:]
-    population = {f: float(raw[:, j].mean()) for j, f in enumerate(features)}
-    kinds = {f: _value_kind(f, raw[:, j]) for j, f in enumerate(features)}
-    means = {
-        f: np.bincount(cluster, weights=raw[:, j], minlength=chosen + 1)[1:] / counts for j, f in enumerate(features)
-    }
-    zs = {f: np.zeros(chosen) for f in dropped}  # a constant feature does not differ from the population
-    for column, j in enumerate(kept):
-        zs[features[j]] = np.bincount(cluster, weights=matrix[:, column], minlength=chosen + 1)[1:] / counts
-
-    names, descriptions = [], []
-    for c in range(chosen):
-        z = {f: float(zs[f][c]) for f in features if f not in dropped}
-        agrees = {f: f not in log_features or (means[f][c] - population[f]) * z[f] > 0 for f in z}
-        terms = _standout_terms(z, agrees)
-        cluster_means = {f: float(means[f][c]) for f in features}
-        descriptions.append(_describe_cluster(terms, cluster_means, population, kinds, label_of))
-        names.append(_name_cluster(terms, label_of))
-    names = _unique_names(names)
-
-    profiles = pl.DataFrame(
-        {
-            "cluster": pl.Series(range(1, chosen + 1), dtype=pl.Int32),
-            "cluster_name": names,
-            "customers": pl.Series(counts, dtype=pl.Int64),
-            "customer_share": counts / n,
-            "description": descriptions,
-            **{column: values for f in features for column, values in ((f, means[f]), (f"{f}__z", zs[f]))},
-        }
-    )
-    assignments = pl.DataFrame(
-        {
-            KEY: customers[KEY],
-            "cluster": pl.Series(cluster, dtype=pl.Int32),
-            "cluster_name": pl.Series(names)[cluster - 1],
-            "distance": distance,
-        }
-    )
-    selection = pl.DataFrame(
-        {
-            "k": pl.Series(ks, dtype=pl.Int64),
-            "silhouette": [silhouettes[k] for k in ks],
-            "inertia": [float(fits[k].inertia_) for k in ks],
-            "chosen": [k == chosen for k in ks],
-        }
-    )
-    parameters = {
-        "seed": seed,
-        "customers": n,
-        "sample_size": len(sample),
-        "n_init": n_init,
-        "log_features": tuple(f for f in features if f in log_features),
-        "k_range_requested": tuple(requested),
-        "k_range_tried": tuple(ks),
-    }
-    return Segmentation(
-        assignments=assignments,
-        profiles=profiles,
-        selection=selection,
-        k=chosen,
-        criterion=criterion,
-        features=tuple(features[j] for j in kept),
+    return SegmentFit(
+        features=tuple(features),
+        kept=tuple(kept),
         dropped_features=dropped,
-        parameters=parameters,
+        log_features=tuple(f for f in features if f in log_features),
+        scaler=scaler,
+        model=fits[chosen],
+        selection=pl.DataFrame(
+            {
+                "k": pl.Series(ks, dtype=pl.Int64),
+                "silhouette": [silhouettes[k] for k in ks],
+                "inertia": [float(fits[k].inertia_) for k in ks],
+                "chosen": [k == chosen for k in ks],
+            }
+        ),
+        criterion=criterion,
+        parameters={
+            "seed": seed,
+            "customers": n,
+            "sample_size": len(sample),
+            "n_init": n_init,
+            "log_features": tuple(f for f in features if f in log_features),
+            "k_range_requested": tuple(requested),
+            "k_range_tried": tuple(ks),
+        },
     )
 
 
-__all__ = ["Segmentation", "no_segments", "segment_customers"]
+__all__ = ["SegmentFit", "Segmentation", "no_segments", "segment_customers", "segments_fit_key"]
 
 
-def run_segments(behaviour: pl.DataFrame, *, feature_label: Callable[[str], str] = str) -> ModelOutput:
+def segment_features(behaviour: pl.DataFrame) -> list[str]:
+    """The columns of ``behaviour`` the segmentation clusters on: ``SEGMENT_FEATURES`` and the category and channel
+    shares."""
+    return [column for column in behaviour.columns if column in SEGMENT_FEATURES or
+            column.startswith(SHARE_PREFIXES)]  # fmt: skip
+
+
+def segments_fit_key(behaviour: pl.DataFrame) -> str:
+    """The fingerprint of what a segmentation fit depends on besides the data: the features it clusters on (a
+    category, channel or source that appears or goes changes them), the format of the stored fit and the versions of
+    the libraries that fitted it. A stored fit is reused only under the same key."""
+    return fingerprint(
+        format=SEGMENT_FIT_FORMAT,
+        features=segment_features(behaviour),
+        versions={"scikit-learn": sklearn.__version__, "numpy": np.__version__},
+    )
+
+
+def run_segments(
+    behaviour: pl.DataFrame, *, feature_label: Callable[[str], str] = str, stored: StoredFit | None = None
+) -> ModelOutput:
     """The behavioural segmentation run (``ml.behaviour_segments``, ``ml.behaviour_segment_profiles``).
 
     Clusters on the columns of ``behaviour`` among ``SEGMENT_FEATURES`` and the category and channel shares, a
     missing value read as 0 (no such activity), with :func:`segment_customers`' defaults; ``feature_label`` gives a
-    feature's words. Fewer customers than can be segmented publish no rows, and the verdict says why.
+    feature's words. Fewer customers than can be segmented publish no rows, and the verdict says why. A run that
+    fits returns its fit (under :func:`segments_fit_key`); given an earlier night's (``stored``, under the same
+    key), the customers are assigned to its centres and described on their own behaviour, with its k and figures.
     """
-    features = [column for column in behaviour.columns if column in SEGMENT_FEATURES or
-                column.startswith(SHARE_PREFIXES)]  # fmt: skip
+    features = segment_features(behaviour)
     customers = behaviour.select(KEY, *features).fill_null(0).fill_nan(0)
     empty_assignments, empty_profiles = no_segments(customers)
 
@@ -463,16 +556,19 @@ def run_segments(behaviour: pl.DataFrame, *, feature_label: Callable[[str], str]
             features,
             labels={feature: feature_label(feature) for feature in features},
             log_features=[feature for feature in features if feature in HEAVY_TAILED],
+            fit=stored.fit if stored is not None else None,
         )
-        return ModelOutput(
-            {
-                "behaviour_segments": segmentation.assignments,
-                "behaviour_segment_profiles": segmentation.profiles.select(PROFILE_COLUMNS),
-            },
-            Verdict("model", None, {"k": segmentation.k, "criterion": segmentation.criterion}),
-            parameters=segmentation.as_dict(),
-            rows_used=customers.height,
-        )
+        verdict = Verdict("model", None, {"k": segmentation.k, "criterion": segmentation.criterion})
+        tables = {
+            "behaviour_segments": segmentation.assignments,
+            "behaviour_segment_profiles": segmentation.profiles.select(PROFILE_COLUMNS),
+        }
+        if stored is not None:
+            verdict = scored_with(stored, verdict, tonight="Tonight's customers were assigned to its segments.")
+            return ModelOutput(tables, verdict, segmentation.as_dict(), customers.height,
+                               fitted_as_of=stored.fitted_as_of)  # fmt: skip
+        return ModelOutput(tables, verdict, segmentation.as_dict(), customers.height, fit=segmentation.fit,
+                           fit_key=segments_fit_key(behaviour))  # fmt: skip
 
     nothing = {"behaviour_segments": empty_assignments, "behaviour_segment_profiles": empty_profiles}
     return refusing(attempt, ModelOutput(nothing, rows_used=customers.height))

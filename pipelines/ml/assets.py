@@ -24,6 +24,7 @@ from models_ml import (
     run_rfm,
     run_segments,
     run_tier_movement,
+    segments_fit_key,
 )
 from pipelines.ml.features import (
     available_inputs,
@@ -217,13 +218,17 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         kinds={"python", "duckdb"},
         description="Behavioural segments: k-means on standardised behaviour (recency, frequency, spend, "
         "category and channel mix, service contacts, campaign responsiveness, web activity), k chosen by "
-        "silhouette, each segment described in words (ml.behaviour_segments, ml.behaviour_segment_profiles).",
+        "silhouette, each segment described in words (ml.behaviour_segments, ml.behaviour_segment_profiles). With "
+        "model_refit_days above 1, k is chosen and fitted on one night in that many and the nights between assign "
+        "their customers to that fit's segments (meta.model_fits).",
     )
     def behaviour_segments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         run = started_run(context, settings, "behaviour_segments")
         with warehouse.connect() as connection:
             inputs = behaviour(connection, run.as_of)
-        output = run_segments(inputs, feature_label=feature_label)
+            key = segments_fit_key(inputs)
+            stored = stored_fit(connection, run.model, key, run.as_of, settings.model_refit_days)
+        output = run_segments(inputs, feature_label=feature_label, stored=stored)
         model_run_id = save_run(warehouse, run, output)
         profiles = output.tables["behaviour_segment_profiles"].select("cluster_name", "customers")
         segments = dg.MetadataValue.json(dict(profiles.iter_rows()))

@@ -7,7 +7,7 @@ baseline, and the run publishes popularity's offers whenever the model does not 
 
 import dagster as dg
 
-from models_ml.basket import run_basket_rules
+from models_ml.basket import basket_fit_key, reuse_basket_rules, run_basket_rules
 from models_ml.offers import offers_fit_key, run_next_best_offers
 from pipelines.ml.assets import MARTS, asset_key, baseline_check_result, save_run, started_run
 from pipelines.ml.model_fits import stored_fit
@@ -72,17 +72,25 @@ def build_marketing_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         kinds={"python", "duckdb"},
         description="Association rules {x} => {y} between two products, and between two categories, bought in "
         "the same order: support, confidence, lift, leverage and conviction of every pair that reaches the "
-        "basket_min_support, basket_min_confidence, basket_min_lift and basket_min_baskets settings (ml.basket_rules).",
+        "basket_min_support, basket_min_confidence, basket_min_lift and basket_min_baskets settings (ml.basket_rules). "
+        "With model_refit_days above 1, the rules are counted on one night in that many and the nights between "
+        "publish that night's rules again (meta.model_fits).",
     )
     def basket_rules(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
         run = started_run(context, settings, "basket_rules")
         with warehouse.connect() as connection:
-            params = {"as_of": run.as_of}
-            levels = {
-                level: connection.sql(BASKET_LINES_SQL, params={**params, "level": level}).pl() for level in LEVELS
-            }
-            [(first_order,)] = connection.sql(FIRST_ORDER_SQL, params=params).fetchall()
-        output = run_basket_rules(levels, training_from=first_order, training_to=run.as_of, **thresholds)
+            key = basket_fit_key(LEVELS, **thresholds)
+            stored = stored_fit(connection, run.model, key, run.as_of, settings.model_refit_days)
+            if stored is None:
+                params = {"as_of": run.as_of}
+                levels = {
+                    level: connection.sql(BASKET_LINES_SQL, params={**params, "level": level}).pl() for level in LEVELS
+                }
+                [(first_order,)] = connection.sql(FIRST_ORDER_SQL, params=params).fetchall()
+        if stored is not None:
+            output = reuse_basket_rules(stored)
+        else:
+            output = run_basket_rules(levels, training_from=first_order, training_to=run.as_of, **thresholds)
         model_run_id = save_run(warehouse, run, output)
         return dg.MaterializeResult(
             metadata={

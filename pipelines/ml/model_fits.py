@@ -1,8 +1,9 @@
 """meta.model_fits: each model's last fit, for the nights that score with it instead of fitting again.
 
-With ``model_refit_days`` above 1, a model that supports it (churn, and the next best offers' check) stores the
-fit a night made (``ModelOutput.fit``), and the nights after it, until the refit is due, score tonight's customers
-with that fit instead of fitting and testing again: the costly part of the run, at a million customers most of it.
+With ``model_refit_days`` above 1, a model that supports it (churn, the behaviour segments, the basket rules, and the
+lifetime value's and next best offers' checks) stores the fit a night made (``ModelOutput.fit``), and the nights
+after it, until the refit is due, score tonight's customers with that fit instead of fitting and testing again: the
+costly part of the run, at a million customers most of it.
 A fit is reused only under the same key (``ModelOutput.fit_key``: the settings, features and library versions it depends
 on) and only by a later night: a re-run of the night that fitted, or a night before it, fits again.
 

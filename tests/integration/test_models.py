@@ -228,15 +228,16 @@ def test_churn_reads_engagement_and_the_run_is_reproduced_from_the_snapshot(publ
 
 
 def test_the_models_score_with_their_stored_fits_until_the_refit_is_due(pipeline_run, published, tmp_path):
-    """With model_refit_days 7, the nights after the fitting one score with its fit (churn) or its holdout check
-    (lifetime value, offers): its figures, a note, the fitting night's date on the run; the seventh night fits
-    again; the fits never reach the snapshot."""
+    """With model_refit_days 7, the nights after the fitting one score with its fit (churn, behaviour segments),
+    publish its rules (basket rules) or rank by its holdout check (lifetime value, offers): its figures, a note, the
+    fitting night's date on the run; the seventh night fits again; the fits never reach the snapshot."""
     world, _ = pipeline_run
     _, snapshot = published
     shutil.copytree(world.root / "warehouse", tmp_path / "warehouse")
     path = tmp_path / "warehouse" / "crm.duckdb"
     settings = load_settings().replace(warehouse_path=path, model_refit_days=7)
-    keys = {dg.AssetKey(["ml", name]) for name in ("clv_scores", "churn_scores", "next_best_offers")}
+    names = ("clv_scores", "churn_scores", "next_best_offers", "behaviour_segments", "basket_rules")
+    keys = {dg.AssetKey(["ml", name]) for name in names}
     assets = [asset for asset in [*build_ml_assets(settings), *build_marketing_assets(settings)] if asset.key in keys]
     warehouse = Warehouse(path=str(path), landing_dir=str(tmp_path), published_dir=str(tmp_path))
     query = """select model, runs.fitted_as_of, metrics, notes, fits.fitted_as_of
@@ -251,13 +252,18 @@ def test_the_models_score_with_their_stored_fits_until_the_refit_is_due(pipeline
     fitting_night = night(AS_OF)  # the re-run of the night that fitted fits again
     reusing_night = night(date(2026, 7, 3))
     refit_night = night(date(2026, 7, 7))
-    assert set(fitting_night) == set(reusing_night) == set(refit_night) == {"clv", "churn", "next_best_offer"}
+    models = {"clv", "churn", "next_best_offer", "behaviour_segments", "basket_rules"}
+    assert set(fitting_night) == set(reusing_night) == set(refit_night) == models
     for model, (fitted_as_of, metrics, notes, stored_as_of) in reusing_night.items():
         assert fitting_night[model][0] == fitting_night[model][3] == AS_OF, model
         assert fitted_as_of == stored_as_of == AS_OF, f"{model} scored with the fit of the night of AS_OF"
         assert json.loads(metrics) == json.loads(fitting_night[model][1]), "the fit's own figures"
         assert "made on the night of 2026-06-30" in notes and "2026-07-07" in notes, model
         assert refit_night[model][0] == refit_night[model][3] == date(2026, 7, 7), model
-        assert "made on the night of" not in refit_night[model][2], model
+        assert "made on the night of" not in (refit_night[model][2] or ""), model
+    rules = "select * exclude (as_of, model_run_id) from ml.basket_rules where as_of = ? order by all"
+    with open_warehouse(path) as connection:
+        published_rules = [connection.execute(rules, [day]).fetchall() for day in (AS_OF, date(2026, 7, 3))]
+    assert published_rules[0] and published_rules[1] == published_rules[0], "the counting night's rules again"
     tables = "select count(*) from duckdb_tables() where schema_name = 'meta' and table_name = 'model_fits'"
     assert snapshot.execute(tables).fetchone() == (0,), "a fit is the warehouse's bookkeeping, never published"

@@ -2,13 +2,16 @@
 an independent count of the raw file, and hand-made baskets whose answers are worked out below."""
 
 import hashlib
+import pickle
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from models_ml.basket import RULE_SCHEMA, association_rules, run_basket_rules
+from models_ml.basket import RULE_SCHEMA, association_rules, basket_fit_key, reuse_basket_rules, run_basket_rules
+from models_ml.protocol import StoredFit
 
 GROCERIES = Path(__file__).resolve().parents[1] / "fixtures" / "groceries" / "groceries.csv"
 GROCERIES_SHA256 = "ff1be892fd6b9b57d1a7bc50de067798963dda607619645988b21789bf23ae3b"
@@ -161,6 +164,22 @@ def test_levels_are_stacked_with_their_name():
     assert run.tables["basket_rules"].group_by("level").len().sort("level").rows() == [("category", 2), ("product", 2)]
     assert run.verdict.metrics["rules_product"] == 2 and run.verdict.notes == ()
     assert run.parameters == {**THRESHOLDS, "min_baskets": 1}
+
+
+def test_a_later_night_publishes_the_counted_rules_again_with_a_note():
+    frame = as_frame([["a", "b"], ["a", "b"], ["c"]])
+    counted = run_basket_rules({"product": frame, "category": frame}, **THRESHOLDS)
+    assert counted.fit is not None and counted.fitted_as_of is None
+    assert counted.fit_key == basket_fit_key(["product", "category"], **THRESHOLDS, min_baskets=1)
+    assert counted.fit_key != basket_fit_key(["product", "category"], **{**THRESHOLDS, "min_support": 0.9})
+    # through the pickle the warehouse keeps it in (meta.model_fits)
+    stored = StoredFit(date(2026, 6, 30), date(2026, 7, 7), pickle.loads(pickle.dumps(counted.fit)))
+    again = reuse_basket_rules(stored)
+    assert again.tables["basket_rules"].equals(counted.tables["basket_rules"])
+    assert again.verdict.metrics == counted.verdict.metrics and again.parameters == counted.parameters
+    assert (again.fit, again.fit_key, again.fitted_as_of) == (None, None, date(2026, 6, 30))
+    assert "rules made on the night of 2026-06-30" in again.verdict.notes[-1]
+    assert "2026-07-07" in again.verdict.notes[-1]
 
 
 def test_a_missing_column_or_a_threshold_out_of_range_is_named():

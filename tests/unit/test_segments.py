@@ -1,12 +1,14 @@
 import json
 import re
+from datetime import date
 
 import numpy as np
 import polars as pl
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from models_ml.segments import Segmentation, segment_customers
+from models_ml.protocol import StoredFit
+from models_ml.segments import Segmentation, run_segments, segment_customers, segments_fit_key
 
 FEATURES = (
     "recency_days",
@@ -286,3 +288,46 @@ def test_a_log_feature_outside_the_features_is_named():
     frame, _ = synthetic_customers()
     with pytest.raises(ValueError, match="web_sessions_90d"):
         segment_customers(frame, FEATURES, log_features=["web_sessions_90d"])
+
+
+def test_a_stored_fit_assigns_the_same_customers_as_the_night_that_fitted(world):
+    frame, _, result = world
+    again = segment(frame, fit=result.fit)
+    assert again.assignments.equals(result.assignments)
+    assert again.profiles.equals(result.profiles)
+    assert again.selection.equals(result.selection)
+    assert (again.k, again.criterion, again.as_dict()) == (result.k, result.criterion, result.as_dict())
+
+
+def test_a_stored_fit_assigns_a_later_nights_customers_to_its_centres_and_describes_them_anew(world):
+    _, _, result = world
+    later, truth = synthetic_customers(seed=12)  # other customers from the same three groups
+    reused = segment(later, fit=result.fit)
+    assert (reused.k, reused.criterion) == (result.k, result.criterion)
+    assert reused.selection.equals(result.selection), "k is the fit's: no silhouettes tonight"
+    assert adjusted_rand_score(truth, reused.assignments["cluster"].to_numpy()) > 0.9
+    # the profiles measure each cluster against tonight's customers: the weighted z of every feature is 0
+    shares = reused.profiles["customer_share"].to_numpy()
+    for feature in reused.features:
+        assert abs(float(shares @ reused.profiles[f"{feature}__z"].to_numpy())) < 1e-9, feature
+    assert reused.profiles["customers"].sum() == later.height
+
+
+def test_a_stored_fit_over_other_features_is_refused(world):
+    frame, _, result = world
+    with pytest.raises(ValueError, match="the stored fit clusters"):
+        segment_customers(frame, FEATURES[:-1], log_features=LOG_FEATURES, fit=result.fit)
+
+
+def test_the_run_keeps_its_fit_and_a_later_night_scores_with_it():
+    frame, _ = synthetic_customers()
+    behaviour = frame.rename({"orders_12m": "orders_365d", "net_revenue_12m": "net_revenue_365d"})
+    fitted = run_segments(behaviour)
+    assert fitted.fit is not None and fitted.fit_key == segments_fit_key(behaviour)
+    assert fitted.fitted_as_of is None
+    stored = StoredFit(fitted_as_of=date(2026, 6, 30), refit_on=date(2026, 7, 7), fit=fitted.fit)
+    reused = run_segments(behaviour, stored=stored)
+    assert reused.fit is None and reused.fitted_as_of == date(2026, 6, 30)
+    assert reused.tables["behaviour_segments"].equals(fitted.tables["behaviour_segments"])
+    assert "made on the night of 2026-06-30" in reused.verdict.notes[-1]
+    assert segments_fit_key(behaviour.drop("channel_share__phone")) != fitted.fit_key
