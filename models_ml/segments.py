@@ -451,11 +451,11 @@ def _fit(
             "segments: every feature has the same value for every customer; nothing to segment on"
         )
     scaler = StandardScaler().fit(transformed[:, kept])
-    matrix = scaler.transform(transformed[:, kept])
 
     rng = np.random.default_rng(seed)
     sample_index = np.arange(n) if n <= sample_size else np.sort(rng.choice(n, size=sample_size, replace=False))
-    sample = matrix[sample_index]
+    # only the sample is standardised here (row by row, the same numbers): segment_customers standardises everyone
+    sample = scaler.transform(transformed[sample_index][:, kept])
     requested = sorted({int(k) for k in k_range})
     distinct = len(np.unique(sample, axis=0))
     ks = _usable_ks(requested, len(sample), distinct)
