@@ -43,7 +43,7 @@ ui: install ## Start the Dagster webserver and daemon (schedules and sensors run
 dashboard: install ## Start the Streamlit dashboards on the last published snapshot
 	$(BIN)/crm dashboard
 
-bench: install ## Time, CPU and memory of the night stage by stage at each size, CLV routes, incremental night, pages: docs/benchmarks.md (BENCH_CUSTOMERS="100000 1000000", BENCH_SALES_SHAPE=tables|invoice-lines, BENCH_REFIT_DAYS=1)
+bench: install ## Time, CPU and memory of the night stage by stage at each size, dbt models alone, CLV routes, incremental night, pages: docs/benchmarks.md (BENCH_CUSTOMERS="100000 1000000", BENCH_SALES_SHAPE=tables|invoice-lines, BENCH_REFIT_DAYS=1)
 	$(BIN)/crm bench --customers "$${BENCH_CUSTOMERS:-100000 1000000}" --sales-shape $${BENCH_SALES_SHAPE:-tables} \
 		--refit-days $${BENCH_REFIT_DAYS:-1}
 

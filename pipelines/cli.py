@@ -477,6 +477,11 @@ def _sizes(_ctx, _param, values: tuple[str, ...]) -> tuple[int, ...]:
 @click.option("--skip-pages", is_flag=True, help="Do not time the dashboard pages.")
 @click.option("--skip-incremental", is_flag=True, help="Do not time the incremental night.")
 @click.option(
+    "--skip-models-alone", is_flag=True,
+    help="Do not time the night's dbt models again one at a time (the growth of each model then comes from the "
+    "night, where two run at once).",
+)  # fmt: skip
+@click.option(
     "--refit-days", type=click.IntRange(min=1), default=1, show_default=True,
     help="model_refit_days of the incremental night and the night before it (1: every model fits every night).",
 )  # fmt: skip
@@ -489,12 +494,16 @@ def bench(
     skip_pages: bool,
     skip_incremental: bool,
     refit_days: int,
+    skip_models_alone: bool,
 ) -> None:
     """Time the generator, DuckDB alone and the night (stage by stage) at each size, the CLV fit beside the
-    lifetimes route, and at the largest size the incremental night and the dashboard pages (docs/benchmarks.md)."""
+    lifetimes route and each dbt model again alone, and at the largest size the incremental night and the dashboard
+    pages (docs/benchmarks.md)."""
     from pipelines.bench import BenchOptions, run_bench
 
-    options = BenchOptions(customers, as_of, sales_shape, keep, workdir, skip_pages, skip_incremental, refit_days)
+    options = BenchOptions(
+        customers, as_of, sales_shape, keep, workdir, skip_pages, skip_incremental, refit_days, skip_models_alone
+    )
     try:
         sys.exit(run_bench(options, echo=click.echo))
     except FileExistsError as error:

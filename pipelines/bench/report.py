@@ -103,10 +103,18 @@ def _stages_by_name(size: dict) -> dict[str, dict]:
     return {stage["name"]: stage for stage in (size.get("night") or {}).get("stages", [])}
 
 
+def _alone_seconds(size: dict | None) -> dict[str, float]:
+    """Each dbt model's seconds when the bench ran it again alone at ``size`` (pipelines.bench.alone)."""
+    return ((size or {}).get("models_alone") or {}).get("models") or {}
+
+
 def stage_growth(sizes: Sequence[dict], small: int, large: int, names: Sequence[str]) -> list[dict]:
-    """Per stage measured at both sizes: its wall time at each, the ratio, and whether it grew faster than the
-    customers (``above_linear``: ratio over ``large / small``)."""
+    """Per stage measured at both sizes: its wall time at each and the ratio; for a dbt model timed again alone at
+    both sizes, those times and their ratio too, which is the one judged (``judged_ratio``): in the night two models
+    run at once, so a model's time there also says what ran beside it. ``above_linear``: the judged ratio is over
+    ``large / small``."""
     by_size = {size["customers"]: _stages_by_name(size) for size in sizes}
+    alone = {size["customers"]: _alone_seconds(size) for size in sizes}
     linear = large / small
     growth = []
     for name in names:
@@ -114,14 +122,21 @@ def stage_growth(sizes: Sequence[dict], small: int, large: int, names: Sequence[
         if before is None or after is None:
             continue
         grew = ratio(after["wall_seconds"], before["wall_seconds"])
+        alone_before, alone_after = alone.get(small, {}).get(name), alone.get(large, {}).get(name)
+        grew_alone = ratio(alone_after, alone_before)
+        judged = grew_alone if grew_alone is not None else grew
         growth.append(
             {
                 "stage": name,
                 "small_seconds": before["wall_seconds"],
                 "large_seconds": after["wall_seconds"],
                 "ratio": grew,
+                "alone_small_seconds": alone_before,
+                "alone_large_seconds": alone_after,
+                "alone_ratio": grew_alone,
+                "judged_ratio": judged,
                 "linear": linear,
-                "above_linear": grew is not None and grew > linear,
+                "above_linear": judged is not None and judged > linear,
             }
         )
     return growth
@@ -176,10 +191,12 @@ def targets(report: dict) -> list[dict]:
     small, large = GROWTH_SIZES
     names = shown_stages(report["sizes"])
     growth = stage_growth(report["sizes"], small, large, names) if _size(report, small) and million else []
-    over = [row["stage"] for row in growth if row["ratio"] is not None and row["ratio"] > GROWTH_TARGET]
+    over = [row["stage"] for row in growth if row["judged_ratio"] is not None and row["judged_ratio"] > GROWTH_TARGET]
+    alone = any(row["alone_ratio"] is not None for row in growth)
     found.append(
         {
-            "target": f"every stage at most {GROWTH_TARGET:g}x from 100k to 1M",
+            "target": f"every stage at most {GROWTH_TARGET:g}x from 100k to 1M"
+            + (" (dbt models timed alone)" if alone else ""),
             "figure": "-" if not growth else f"{len(over)} over: {', '.join(over)}" if over else "none over",
             "status": "not measured" if not growth else "missed" if over else "met",
         }
@@ -274,10 +291,13 @@ def _stages_table(report: dict) -> list[str]:
     for name in names:
         cells = [name.replace("|", "\\|"), *(_stage_cell(stages.get(name)) for _, stages in by_size)]
         if len(sizes) > 1:
-            row = growth.get(name)
-            grew = row["ratio"] if row else None
-            flag = " **above linear**" if row and row["above_linear"] else ""
-            cells.append(_cell(grew, _times) + flag)
+            row = growth.get(name) or {}
+            cells.append(_cell(row.get("ratio"), _times))
+            alone = row.get("alone_ratio")
+            if alone is not None:
+                cells[-1] += f" (alone {row['alone_small_seconds']:,.1f} → {row['alone_large_seconds']:,.1f} s: "
+                cells[-1] += f"{_times(alone)})"
+            cells[-1] += " **above linear**" if row.get("above_linear") else ""
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -399,7 +419,8 @@ def render_markdown(report: dict) -> str:
             "Wall seconds / CPU seconds / peak GiB at each size; the last column is the growth of the wall time "
             "from the smallest size to the largest, **above linear** when it outgrew the customers. dbt models "
             "(`dbt_models: <model>`, over a second at some size) run two at a time: their CPU and peak include the "
-            "other thread's model.",
+            "other thread's model, and their time what ran beside them; each was timed again alone on the night's "
+            "warehouse (dbt's own seconds, one model at a time), and that growth, in brackets, is the one judged.",
             "",
             *_stages_table(report),
         ],

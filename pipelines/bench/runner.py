@@ -2,9 +2,10 @@
 
 At each size (ascending), in ``<workdir>/<customers>`` with the landing zone, warehouse, published snapshots and
 Dagster home of its own (the CRM_* environment variables): the generator, the floor, the night split into stages,
-and the two CLV routes on the night's warehouse; at the largest size also the dashboard pages on its snapshot and
-the incremental night. The report goes to data/bench/report.json (and a copy named by its time), its tables into
-docs/benchmarks.md between the markers, and a summary to the console. Each child's output is in data/bench/logs.
+and on the night's warehouse the two CLV routes and the night's dbt models again, one at a time
+(pipelines.bench.alone); at the largest size also the dashboard pages on its snapshot and the incremental night.
+The report goes to data/bench/report.json (and a copy named by its time), its tables into docs/benchmarks.md
+between the markers, and a summary to the console. Each child's output is in data/bench/logs.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class BenchOptions:
     skip_pages: bool = False
     skip_incremental: bool = False
     refit_days: int = 1
+    skip_models_alone: bool = False
 
 
 def measured_figures(measured: Measured) -> dict:
@@ -157,7 +159,17 @@ class Bench:
         result["night"] = self.night(label, "night", options.as_of, root)
         if result["night"]["exit_code"] == 0:
             result["clv"] = {route: self.route(label, route, environ) for route in ("ours", "lifetimes")}
+            result["models_alone"] = self.models_alone(label, environ)
         return result
+
+    def models_alone(self, label: str, environ: dict[str, str]) -> dict:
+        """Each dbt model of the night again, one at a time, on the night's warehouse (pipelines.bench.alone)."""
+        if self.options.skip_models_alone:
+            return {"skipped": "--skip-models-alone"}
+        command = [PYTHON, "-m", "pipelines.bench.alone", self.options.as_of.isoformat()]
+        measured = self.measure(label, "dbt models alone", command, environ)
+        output = self.json_output(label, "dbt models alone", measured) or {}
+        return {**output, "process": measured_figures(measured)}
 
     def route(self, label: str, route: str, environ: dict[str, str]) -> dict | None:
         command = [PYTHON, "-m", "pipelines.bench.routes", route, self.options.as_of.isoformat()]

@@ -3,8 +3,6 @@ deliveries loads only the files that changed, and what it builds equals a full r
 session's ``pipeline_run``). This is the equivalence every incremental shortcut must keep."""
 
 import csv
-import json
-import math
 import shutil
 from collections.abc import Callable
 from datetime import timedelta
@@ -17,7 +15,7 @@ from pipelines.bench.worlds import split_off_day
 from pipelines.ingest.unload import unload_file
 from pipelines.resources import marts_path_of
 from pipelines.sql import identifier, qualified, string
-from tests.conftest import AS_OF, open_warehouse, run_nightly, world_environ
+from tests.conftest import AS_OF, open_warehouse, run_nightly, same_figures, world_environ
 
 pytestmark = pytest.mark.integration
 
@@ -33,23 +31,6 @@ BETWEEN_RUNS = {
 # ... and in these tables, the columns that compare with the night before (the KPIs' current values must agree)
 BETWEEN_RUNS_COLUMNS = {("marts", "rpt_loyalty_kpis"): ("previous_value", "comparison")}
 LINEAGE = ("source_file", "source_row_number", "_file", "_row_number", "_run_id", "run_id", "model_run_id")
-
-
-def _same(left: object, right: object) -> bool:
-    """Equal, floats to 9 significant digits: DuckDB sums doubles in parallel, in no fixed order, so two runs
-    on the same rows may differ in the last bits (and a fitted parameter with them); JSON text is compared as data."""
-    if isinstance(left, float) and isinstance(right, float):
-        return math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(left, str) and isinstance(right, str) and left[:1] in "[{" and left != right:
-        try:
-            return _same(json.loads(left), json.loads(right))
-        except ValueError:
-            return False
-    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        return len(left) == len(right) and all(map(_same, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_same(left[key], right[key]) for key in left)
-    return left == right
 
 
 def _comparable(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
@@ -142,8 +123,8 @@ def _differences(connection: duckdb.DuckDBPyConnection) -> dict[str, object]:
             ).fetchall()
             for side in catalogs[schema]
         ]
-        if len(sides[0]) != len(sides[1]) or not all(map(_same, *sides)):
-            unequal = sum(not _same(a, b) for a, b in zip(*sides, strict=False))
+        if len(sides[0]) != len(sides[1]) or not all(map(same_figures, *sides)):
+            unequal = sum(not same_figures(a, b) for a, b in zip(*sides, strict=False))
             differing[f"{schema}.{table}"] = unequal or "row count"
     return differing
 

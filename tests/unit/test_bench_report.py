@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipelines.bench.alone import model_seconds
 from pipelines.bench.report import (
     BEGIN_MARKER,
     END_MARKER,
@@ -210,6 +211,45 @@ def test_a_stage_above_linear_growth_is_flagged():
     assert growth["dbt_models"]["ratio"] == pytest.approx(9.5) and not growth["dbt_models"]["above_linear"]
     assert growth["dbt_models: fct_orders"]["ratio"] == pytest.approx(15.0)
     assert growth["dbt_models: fct_orders"]["above_linear"]
+
+
+def test_a_dbt_model_timed_alone_at_both_sizes_is_judged_by_that_growth():
+    report = _report()
+    names = ["dbt_models", "dbt_models: fct_orders", "ml__clv"]
+    # in the night fct_orders grew 15x beside another model; alone it grew 9x
+    report["sizes"][0]["models_alone"] = {"models": {"dbt_models: fct_orders": 1.5, "dbt_models: dim_date": 0.1}}
+    report["sizes"][1]["models_alone"] = {"models": {"dbt_models: fct_orders": 13.5, "dbt_models: dim_date": 0.1}}
+    growth = {row["stage"]: row for row in stage_growth(report["sizes"], 100_000, 1_000_000, names)}
+    orders = growth["dbt_models: fct_orders"]
+    assert orders["ratio"] == pytest.approx(15.0) and orders["alone_ratio"] == pytest.approx(9.0)
+    assert orders["judged_ratio"] == pytest.approx(9.0) and not orders["above_linear"]
+    # a stage not timed alone (a step, the whole dbt step) is judged by the night
+    assert growth["ml__clv"]["alone_ratio"] is None and growth["ml__clv"]["judged_ratio"] == pytest.approx(9.0)
+    status = {row["target"]: (row["figure"], row["status"]) for row in targets(report)}
+    assert status["every stage at most 11x from 100k to 1M (dbt models timed alone)"] == ("none over", "met")
+    assert "| dbt_models: fct_orders | 2.0 / 2.0 / 1.00 | 30.0 / 30.0 / 1.00 | 15.0x (alone 1.5 → 13.5 s: 9.0x) |" in (
+        render_markdown(finish(report))
+    )
+    # alone it grew 12x: over, whatever the night says
+    report["sizes"][1]["models_alone"]["models"]["dbt_models: fct_orders"] = 18.0
+    status = {row["target"]: (row["figure"], row["status"]) for row in targets(report)}
+    assert status["every stage at most 11x from 100k to 1M (dbt models timed alone)"][1] == "missed"
+
+
+def test_the_models_timed_alone_are_named_as_the_night_names_its_stages():
+    timing = [{"name": "execute", "started_at": "2026-06-30T10:00:00Z", "completed_at": "2026-06-30T10:00:02.5Z"}]
+    results = {
+        "results": [
+            {"unique_id": "model.analytical_crm.fct_orders", "status": "success", "execution_time": 2.5,
+             "timing": timing},
+            {"unique_id": "test.analytical_crm.not_null_fct_orders_order_id.abc", "status": "pass",
+             "execution_time": 0.4, "timing": timing},
+            {"unique_id": "model.analytical_crm.dim_date", "status": "error", "execution_time": 0.1, "timing": []},
+        ]
+    }  # fmt: skip
+    assert model_seconds(results, "dbt_score_models") == {"dbt_score_models: fct_orders": 2.5}
+    (window,) = dbt_model_windows(results, "dbt_score_models")
+    assert set(model_seconds(results, "dbt_score_models")) == {window.name}
 
 
 def test_the_clv_routes_are_compared_parameter_by_parameter():
