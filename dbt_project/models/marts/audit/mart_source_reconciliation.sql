@@ -5,10 +5,11 @@
 
     How it counts, and why so: the rows must be matched one by one (counts per file can add up while the
     lineage is wrong, e.g. a mart row pointing one row off: one lost, one orphan). Joining tens of millions of
-    loaded rows to as many mart rows, twice (orphans are the other way round), spilled gigabytes. Instead, per
-    source table, the loaded, held and excluded rows are stacked and grouped by file and row number: one
-    aggregation finds what the joins found, and one source table at a time keeps it small. Each mart is read in
-    its own CTE, once: an engine may materialise a CTE read several times (DuckDB does), and these are large. -#}
+    loaded rows to as many mart rows, twice (orphans are the other way round), spilled gigabytes. Instead, one
+    source table at a time, reconcile_rows (macros/reconcile_rows.sql) matches the loaded, held and excluded rows
+    by file and row number: on DuckDB as bitmaps of row numbers per file and block of rows, elsewhere by grouping
+    the three stacked. Each mart is read in its own CTE, once: an engine may materialise a CTE read several times
+    (DuckDB does), and these are large. -#}
 {%- set sources = [
     ('erp', 'orders', 'fct_orders'), ('erp', 'order_lines', 'fct_order_lines'), ('erp', 'returns', 'fct_returns'),
     ('erp', 'customers', 'dim_customers'), ('erp', 'products', 'dim_products'), ('crm', 'contacts', 'dim_customers'),
@@ -157,44 +158,16 @@ held_crm__contacts as (
 {%- for source_name, table_name, _ in sources %}
 {%- set source_table = source_name ~ '__' ~ table_name %}
 
-lineage_{{ source_table }} as (
-    select
-        _file as source_file,
-        _row_number as source_row_number,
-        1 as is_loaded,
-        0 as is_in_marts,
-        0 as is_excluded
-    from loaded_{{ source_table }}
-    union all
+excluded_{{ source_table }} as (
     select
         source_file,
-        source_row_number,
-        0 as is_loaded,
-        1 as is_in_marts,
-        0 as is_excluded
-    from held_{{ source_table }}
-    union all
-    select
-        source_file,
-        source_row_number,
-        0 as is_loaded,
-        0 as is_in_marts,
-        1 as is_excluded
+        source_row_number
     from exclusions
     where source_table = '{{ source_table }}'
 ),
 
--- One row per source row: a row may be loaded more than once (each copy counts), but held or excluded only
--- once however many mart or exclusion rows name it. A null file or row number matches nothing, as in a join:
--- its loaded rows are in neither, its mart rows are orphans.
-source_rows_{{ source_table }} as (
-    select
-        source_file is not null and source_row_number is not null as is_matchable,
-        count(case when is_loaded = 1 then 1 end) as times_loaded,
-        max(is_in_marts) as is_in_marts,
-        max(is_excluded) as is_excluded
-    from lineage_{{ source_table }}
-    group by source_file, source_row_number
+counted_{{ source_table }} as (
+    {{ reconcile_rows('loaded_' ~ source_table, 'held_' ~ source_table, 'excluded_' ~ source_table) }}
 ),
 {%- endfor %}
 
@@ -204,17 +177,8 @@ counted as (
     select
         '{{ source_table }}' as source_table,
         '{{ mart_name }}' as mart_name,
-        sum(times_loaded) as rows_loaded,
-        sum(case when is_matchable and is_in_marts = 1 then times_loaded else 0 end) as rows_in_marts,
-        sum(case when is_matchable and is_excluded = 1 then times_loaded else 0 end) as rows_excluded,
-        sum(case when not (is_matchable and (is_in_marts = 1 or is_excluded = 1)) then times_loaded else 0 end)
-            as rows_unaccounted,
-        sum(case when is_matchable and is_in_marts = 1 and is_excluded = 1 then times_loaded else 0 end)
-            as rows_counted_twice,
-        -- mart rows whose source row is not loaded (lineage lost on the way) would make the counts lie
-        count(case when is_in_marts = 1 and (times_loaded = 0 or not is_matchable) then 1 end)
-            as mart_rows_without_source
-    from source_rows_{{ source_table }}
+        *
+    from counted_{{ source_table }}
         {%- if not loop.last %}
     union all
         {%- endif %}
