@@ -135,19 +135,17 @@
             block,
             bit_or(loaded_bits) as loaded_bits
         from loaded_blocks
-        where source_file is not null and block is not null
         group by 1, 2
     ),
 
-    -- mart rows without a loaded row: in a block, the held row numbers no load holds; an unmatchable file and row
-    -- number once however many mart rows carry it (a block without a file: its row numbers)
+    -- mart rows without a loaded row: in a block, the held row numbers no load holds (a block without a file
+    -- matches no load: all of them); an unmatchable file and row number once however many mart rows carry it
     orphans as (
         select
             coalesce(sum(
                 case
                     when marked_blocks.held_rows = 0 then 0
                     when marked_blocks.block is null then 1
-                    when marked_blocks.source_file is null then bit_count(marked_blocks.held_bits)
                     else bit_count(marked_blocks.held_bits)
                         - coalesce(bit_count(marked_blocks.held_bits & loaded_anywhere.loaded_bits), 0)
                 end

@@ -21,14 +21,13 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-# the night's two dbt steps (pipelines.transform.assets.build_dbt_assets): their names and selections
-STEPS = (("dbt_models", "--exclude"), ("dbt_score_models", "--select"))
+from pipelines.bench.stages import dbt_model_stage
 
 
 def model_seconds(run_results: dict, step: str) -> dict[str, float]:
     """Each model's execution time in a dbt invocation's ``run_results.json``, named ``<step>: <model>``."""
     return {
-        f"{step}: {result['unique_id'].rsplit('.', 1)[-1]}": float(result["execution_time"])
+        dbt_model_stage(step, result["unique_id"]): float(result["execution_time"])
         for result in run_results.get("results", [])
         if result.get("unique_id", "").startswith("model.") and result.get("status") == "success"
     }
@@ -38,16 +37,17 @@ def run_alone(as_of: date) -> dict[str, float]:
     """Run the night's dbt steps one model at a time on the settings' warehouse; each model's seconds."""
     from pipelines.resources import Warehouse
     from pipelines.settings import load_settings
-    from pipelines.transform.assets import SCORES_SELECTION, dbt_build_args
+    from pipelines.transform.assets import DBT_STEPS, dbt_build_args
     from pipelines.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment
 
     settings = load_settings()
     variables = dbt_build_args(settings, as_of)[1:]
     environ = {**os.environ, **dbt_environment(Warehouse.from_settings(settings))}
     seconds: dict[str, float] = {}
-    for step, selecting in STEPS:
+    for step, selection in DBT_STEPS.items():
         with tempfile.TemporaryDirectory(prefix=f"alone-{step}-") as target:
-            command = [DBT_EXECUTABLE, "run", selecting, SCORES_SELECTION, *variables, "--threads", "1"]
+            selecting = [argument for how, what in selection.items() for argument in (f"--{how}", what)]
+            command = [DBT_EXECUTABLE, "run", *selecting, *variables, "--threads", "1"]
             command += ["--target-path", target, "--quiet"]
             done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=environ, capture_output=True, text=True)
             if done.returncode:

@@ -73,6 +73,11 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
+def dbt_model_stage(step: str, unique_id: str) -> str:
+    """The stage name of a dbt model in a step: ``<step>: <model>``."""
+    return f"{step}: {unique_id.rsplit('.', 1)[-1]}"
+
+
 def dbt_model_windows(run_results: dict, step: str) -> list[Window]:
     """One window per model of a dbt invocation's ``run_results.json`` (tests and seeds left out): from the start
     of its first timing (compile) to the end of its last (execute), named ``<step>: <model>``."""
@@ -84,8 +89,9 @@ def dbt_model_windows(run_results: dict, step: str) -> list[Window]:
             continue
         start = min(_epoch(timing["started_at"]) for timing in timings)
         end = max(_epoch(timing["completed_at"]) for timing in timings)
-        model = unique_id.rsplit(".", 1)[-1]
-        windows.append(Window(f"{step}: {model}", DBT_MODEL, start, end, reported_seconds=result["execution_time"]))
+        windows.append(
+            Window(dbt_model_stage(step, unique_id), DBT_MODEL, start, end, reported_seconds=result["execution_time"])
+        )
     return sorted(windows, key=lambda window: window.start)
 
 

@@ -19,6 +19,8 @@ from pipelines.settings import Settings
 from pipelines.transform.project import dbt_environment, dbt_project, keep_partial_parse
 
 SCORES_SELECTION = "tag:scores"
+# The night's two dbt steps and their selections: the warehouse, then the marts over the models' scores.
+DBT_STEPS = {"dbt_models": {"exclude": SCORES_SELECTION}, "dbt_score_models": {"select": SCORES_SELECTION}}
 
 
 class CrmDbtTranslator(DagsterDbtTranslator):
@@ -154,4 +156,4 @@ def build_dbt_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 
         return step
 
-    return [dbt_step("dbt_models", exclude=SCORES_SELECTION), dbt_step("dbt_score_models", select=SCORES_SELECTION)]
+    return [dbt_step(name, **selection) for name, selection in DBT_STEPS.items()]
