@@ -20,6 +20,7 @@ a dbt model over the two runs' scores (marts.customer_revenue_at_risk).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
@@ -66,7 +67,9 @@ class ChurnModel:
     seed: int
 
     def predict(self, customers: pl.DataFrame) -> np.ndarray:
-        return self.estimator.predict_proba(_matrix(customers, self.features))[:, 1]
+        """The churn probability of each customer: ``predict_proba``'s very numbers, from the trees' codes
+        (``_occlusion_raises`` occluding nothing), a fraction of its time at a million customers."""
+        return _occlusion_raises(self, _matrix(customers, self.features), ())[0]
 
 
 @dataclass(frozen=True)
@@ -270,98 +273,131 @@ def _sentences(labels: np.ndarray, values: np.ndarray, typical: np.ndarray, keep
 
 
 class _Trees:
-    """A fitted HistGradientBoostingClassifier's trees (binary, numeric features), read through the attributes its
-    own ``decision_function`` uses, to predict again only the trees that split on a changed feature.
+    """A fitted HistGradientBoostingClassifier's trees (binary, numeric features) as tables, to score rows again
+    with one feature changed without walking a tree again.
 
-    The trees predict on the rows' bins (``binned``: uint8, the estimator's own bin mapper) rather than the raw
-    values: every split point of a tree is the edge of a bin, so a row reaches the very leaf either way, and the
-    bins are an eighth of the memory to walk (half the time at a million customers; the unit tests compare the
-    probabilities with ``predict_proba`` bit for bit)."""
+    A row's way through a tree is which of the tree's splits send it left: a *code* of one bit per split (the model
+    grows at most 8 leaves: 7 splits). A split reads one feature's bin (the estimator's own bins, ``binned``: every
+    split point is the edge of a bin), so each tree keeps, for each feature it splits on, the bits that each bin of
+    that feature sets (``bits``), and the value of the leaf each code reaches (``leaves``). A row's output is a
+    lookup of its code; with one feature changed only that feature's bits of the code change, in only the trees
+    that split on it. The raw score adds the trees' outputs one by one in the estimator's own order, so it is the
+    very number ``decision_function`` gives (the unit tests compare the probabilities with ``predict_proba`` bit for
+    bit). Codes and tables are ``intp``: numpy looks up an ``intp`` index several times faster than a byte."""
+
+    _MOST_SPLITS = 8  # a tree's table of leaves has 2 ** splits entries
 
     def __init__(self, estimator: HistGradientBoostingClassifier) -> None:
         self.estimator = estimator
-        self.trees = [predictors[0] for predictors in estimator._predictors]
-        self.uses = [set(tree.nodes["feature_idx"][tree.nodes["is_leaf"] == 0].tolist()) for tree in self.trees]
-        self.missing_bin = estimator._bin_mapper.missing_values_bin_idx_
-        self.threads = _openmp_effective_n_threads()
+        bins = np.arange(256)  # every value a bin (uint8) can take
+        missing = bins == estimator._bin_mapper.missing_values_bin_idx_
+        self.leaves: list[np.ndarray] = []
+        self.bits: list[dict[int, np.ndarray]] = []
+        self.kept: list[dict[int, np.intp]] = []
+        for predictors in estimator._predictors:
+            nodes = predictors[0].nodes
+            splits = np.flatnonzero(nodes["is_leaf"] == 0)
+            if splits.size > self._MOST_SPLITS or nodes["is_categorical"][splits].any():
+                raise ValueError(f"churn: cannot code a tree of {splits.size} splits, or one with a categorical split")
+            bit = np.zeros(len(nodes), dtype=np.intp)
+            bit[splits] = np.left_shift(1, np.arange(splits.size))
+            # the leaf each code reaches: from the root, left where the code has the split's bit
+            codes, node = np.arange(1 << splits.size), np.zeros(1 << splits.size, dtype=np.intp)
+            for _ in range(int(nodes["depth"].max())):
+                onward = np.where(codes & bit[node], nodes["left"][node], nodes["right"][node])
+                node = np.where(nodes["is_leaf"][node] == 1, node, onward)
+            self.leaves.append(nodes["value"][node])
+            bits: dict[int, np.ndarray] = {}
+            for split in splits:
+                left = np.where(
+                    missing, bool(nodes["missing_go_to_left"][split]), bins <= nodes["bin_threshold"][split]
+                )
+                feature = int(nodes["feature_idx"][split])
+                bits[feature] = bits.get(feature, np.zeros(256, dtype=np.intp)) | np.where(left, bit[split], 0)
+            self.bits.append(bits)
+            on = {
+                feature: np.bitwise_or.reduce(bit[splits[nodes["feature_idx"][splits] == feature]]) for feature in bits
+            }
+            self.kept.append({feature: ~mask for feature, mask in on.items()})
 
     def binned(self, matrix: np.ndarray) -> np.ndarray:
         """The bins of a feature matrix (the estimator's checks first, as ``decision_function`` makes them)."""
         return self.estimator._bin_mapper.transform(self.estimator._preprocess_X(matrix, reset=False))
 
-    def outputs(self, rows: np.ndarray) -> list[np.ndarray]:
-        """Each tree's output for binned ``rows`` (:meth:`binned`)."""
-        return [self._predict(tree, rows) for tree in self.trees]
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's code in each tree (trees x rows) for binned ``rows`` (:meth:`binned`)."""
+        columns = np.ascontiguousarray(rows.T, dtype=np.intp)
+        codes = np.zeros((len(self.leaves), rows.shape[0]), dtype=np.intp)
+        for code, bits in zip(codes, self.bits, strict=True):
+            for feature, table in bits.items():
+                code |= np.take(table, columns[feature])
+        return codes
 
-    def raw(self, rows: np.ndarray, outputs: Sequence[np.ndarray], changed: int) -> np.ndarray:
-        """The raw score (``decision_function``) of ``rows``, which differ from the rows of ``outputs`` only in
-        feature ``changed``: the trees that split on it predict again, the others' outputs are reused, and the sum
-        runs tree by tree in the estimator's own order, so it is the very number the estimator gives."""
+    def raw(self, codes: np.ndarray, changed: int = -1, bins: np.ndarray | int | None = None) -> np.ndarray:
+        """The raw score (``decision_function``) of the rows of ``codes`` (:meth:`codes`), with feature ``changed``
+        (if any) in ``bins`` instead (one bin per row, or one for all): the trees that split on it look up the
+        changed code, the others the row's own, added tree by tree in the estimator's own order."""
         estimator = self.estimator
-        raw = np.zeros((rows.shape[0], 1), dtype=estimator._baseline_prediction.dtype, order="F")
+        raw = np.zeros((codes.shape[1], 1), dtype=estimator._baseline_prediction.dtype, order="F")
         raw += estimator._baseline_prediction
-        for tree, used, output in zip(self.trees, self.uses, outputs, strict=True):
-            raw[:, 0] += self._predict(tree, rows) if changed in used else output
+        for code, leaves, bits, kept in zip(codes, self.leaves, self.bits, self.kept, strict=True):
+            if changed in bits:
+                code = (code & kept[changed]) | np.take(bits[changed], bins)
+            raw[:, 0] += np.take(leaves, code)
         return raw
-
-    def _predict(self, tree: object, rows: np.ndarray) -> np.ndarray:
-        return tree.predict_binned(rows, self.missing_bin, self.threads)
 
 
 def _permutation_auc_drops(model: ChurnModel, matrix: np.ndarray, labels: np.ndarray, n_repeats: int) -> np.ndarray:
     """Each feature's drop in AUC when its column is shuffled, per repeat (features x repeats): scikit-learn's
     ``permutation_importance(estimator, matrix, labels, scoring="roc_auc", n_repeats, random_state=model.seed)``,
     number for number (the same seeds and shuffles; tests/unit/test_churn_and_tiers.py compares them), with only the
-    trees that split on the shuffled feature predicting again (``_Trees.raw``): at a million customers sklearn's
-    route spent most of the churn evaluation predicting trees whose input had not changed."""
+    shuffled feature's bits of the rows' codes changing, in the trees that split on it (``_Trees.raw``)."""
     trees = _Trees(model.estimator)
     rows = trees.binned(matrix)
-    outputs = trees.outputs(rows)
-    baseline = roc_auc_score(labels, trees.raw(rows, outputs, changed=-1)[:, 0])
+    codes = trees.codes(rows)
+    baseline = roc_auc_score(labels, trees.raw(codes)[:, 0])
     seed = np.random.RandomState(model.seed).randint(np.iinfo(np.int32).max + 1)
     drops = np.empty((rows.shape[1], n_repeats))
     for column in range(rows.shape[1]):
-        shuffles, permuted = np.random.RandomState(seed), rows.copy()
+        shuffles, permuted = np.random.RandomState(seed), rows[:, column].astype(np.intp)
         order = np.arange(rows.shape[0])
         for repeat in range(n_repeats):
             shuffles.shuffle(order)
-            permuted[:, column] = permuted[order, column]
-            drops[column, repeat] = baseline - roc_auc_score(labels, trees.raw(permuted, outputs, column)[:, 0])
+            permuted = permuted[order]
+            drops[column, repeat] = baseline - roc_auc_score(labels, trees.raw(codes, column, permuted)[:, 0])
     return drops
 
 
-# Customers whose trees' outputs are kept at once while their reasons are sought: 100,000 rows x 500 trees of
-# float64 is 400 MB.
-_OCCLUSION_ROWS = 100_000
+# Customers whose codes are kept at once while their reasons are sought: 25,000 rows x 500 trees of intp is 100 MB.
+_OCCLUSION_ROWS = 25_000
 
 
 def _occlusion_raises(model: ChurnModel, matrix: np.ndarray, tried: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's churn probability, and how much each tried feature raises it: the probability less the one
     with that feature set to its typical value.
 
-    Only the trees that split on a feature can change when it changes, so each tree predicts every customer once
-    (which gives the probability itself) and only the trees of a tried feature predict again, with the feature
-    occluded, and only for the customers whose value is not in the typical value's bin already (the others reach the
-    same leaves: their raise is 0); the raw score is then summed tree by tree in the estimator's own order, so both
-    are the very numbers ``predict_proba`` gives (tests/unit/test_churn_and_tiers.py compares them bit for bit) at a
-    fraction of the predictions (``_Trees``).
+    Each customer's way through every tree is coded once (``_Trees``), which gives the probability itself; with a
+    feature occluded only that feature's bits of the code change, in the trees that split on it, so no tree is
+    walked again, and a customer whose value is in the typical value's bin already keeps the very same code (a
+    raise of 0). The raw score is summed tree by tree in the estimator's own order, so both are the very numbers
+    ``predict_proba`` gives (tests/unit/test_churn_and_tiers.py compares them bit for bit).
     """
     estimator, trees = model.estimator, _Trees(model.estimator)
     typical = trees.binned(np.array([[model.typical[feature] for feature in model.features]]))[0]
     probability = np.empty(matrix.shape[0])
-    raises = np.zeros((matrix.shape[0], len(tried)))  # a customer in the typical bin keeps 0
-    for start in range(0, matrix.shape[0], _OCCLUSION_ROWS):
-        rows = trees.binned(matrix[start : start + _OCCLUSION_ROWS])
-        outputs = trees.outputs(rows)
-        chunk = slice(start, start + rows.shape[0])
-        probability[chunk] = estimator._loss.predict_proba(trees.raw(rows, outputs, changed=-1))[:, 1]
+    raises = np.empty((matrix.shape[0], len(tried)))
+
+    def occlude(start: int) -> None:
+        codes = trees.codes(trees.binned(matrix[start : start + _OCCLUSION_ROWS]))
+        chunk = slice(start, start + codes.shape[1])
+        probability[chunk] = estimator._loss.predict_proba(trees.raw(codes))[:, 1]
         for position, index in enumerate(tried):
-            # a customer already in the typical value's bin reaches the same leaves occluded: nothing to predict
-            differs = np.flatnonzero(rows[:, index] != typical[index])
-            occluded = rows[differs]
-            occluded[:, index] = typical[index]
-            raw = trees.raw(occluded, [output[differs] for output in outputs], index)
-            raises[start + differs, position] = probability[start + differs] - estimator._loss.predict_proba(raw)[:, 1]
+            occluded = estimator._loss.predict_proba(trees.raw(codes, index, int(typical[index])))[:, 1]
+            raises[chunk, position] = probability[chunk] - occluded
+
+    # numpy lets go of the interpreter while it looks up and adds: a thread per core, each a chunk of customers
+    with ThreadPoolExecutor(_openmp_effective_n_threads()) as pool:
+        list(pool.map(occlude, range(0, matrix.shape[0], _OCCLUSION_ROWS)))
     return probability, raises
 
 

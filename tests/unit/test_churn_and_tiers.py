@@ -79,7 +79,7 @@ def test_occluding_only_the_trees_that_split_on_a_feature_gives_predict_probas_v
     model = train_churn_model(train, features, seed=0)
     scored = _customers(2500, 6).with_columns(missing_often=pl.lit(None, dtype=pl.Float64))
     matrix = scored.select(pl.col(feature).cast(pl.Float64) for feature in features).to_numpy()
-    probability = model.predict(scored)
+    probability = model.estimator.predict_proba(matrix)[:, 1]
     expected = np.empty((matrix.shape[0], len(features)))
     for index, feature in enumerate(features):  # every tree predicts every occluded row: what the shortcut avoids
         occluded = matrix.copy()
@@ -91,6 +91,7 @@ def test_occluding_only_the_trees_that_split_on_a_feature_gives_predict_probas_v
     monkeypatch.setattr(churn, "_OCCLUSION_ROWS", 1000)  # three chunks, the last one short
     predicted, raises = churn._occlusion_raises(model, matrix, list(range(len(features))))
     assert np.array_equal(predicted, probability)
+    assert np.array_equal(model.predict(scored), probability)
     assert np.array_equal(raises, expected)
     assert (np.abs(raises) > 0.01).any(axis=0)[:2].all(), "the two causes move the probability"
 
