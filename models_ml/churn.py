@@ -308,17 +308,16 @@ class _Trees:
                 node = np.where(nodes["is_leaf"][node] == 1, node, onward)
             self.leaves.append(nodes["value"][node])
             bits: dict[int, np.ndarray] = {}
+            kept: dict[int, np.intp] = {}
             for split in splits:
                 left = np.where(
                     missing, bool(nodes["missing_go_to_left"][split]), bins <= nodes["bin_threshold"][split]
                 )
                 feature = int(nodes["feature_idx"][split])
                 bits[feature] = bits.get(feature, np.zeros(256, dtype=np.intp)) | np.where(left, bit[split], 0)
+                kept[feature] = kept.get(feature, ~np.intp(0)) & ~bit[split]
             self.bits.append(bits)
-            on = {
-                feature: np.bitwise_or.reduce(bit[splits[nodes["feature_idx"][splits] == feature]]) for feature in bits
-            }
-            self.kept.append({feature: ~mask for feature, mask in on.items()})
+            self.kept.append(kept)
 
     def binned(self, matrix: np.ndarray) -> np.ndarray:
         """The bins of a feature matrix (the estimator's checks first, as ``decision_function`` makes them)."""
