@@ -27,12 +27,13 @@ because a and b are then pinned down only through their ratio. The unpenalised P
 lifetimes' Nelder-Mead needs hundreds of evaluations of a likelihood made of Gaussian hypergeometric terms (minutes
 at 1M customers), so its likelihood is maximised with L-BFGS-B from lifetimes' start instead, the terms evaluated
 once per distinct (x, t_x) and (x, T) pair, and this counts as giving up when it stops short of its convergence
-test. The likelihood is then maximised directly (L-BFGS-B in log-parameter space from two starts; exact gradients,
-except for the Pareto/NBD, whose hypergeometric terms have none written out here, so its gradient is taken by
-central differences) and the result kept if its parameters are usable,
-whatever the optimiser's convergence flag says: whether a fit is good enough to publish is decided by its holdout
-result against the baseline (``models_ml.clv_holdout``), not here. Penalised fits come last, for data whose
-likelihood has no maximum inside the parameter space.
+test, unless it stopped climbing the ridge its likelihood has where every customer drops out at nearly one rate
+(``_RidgeStop``; kept, with a note). The likelihood is then maximised directly (L-BFGS-B in log-parameter space
+from two starts, scipy's default tolerances; exact gradients, except for the Pareto/NBD, whose hypergeometric terms
+have none written out here, so its gradient is taken by central differences) and the result kept if its parameters
+are usable, whatever the optimiser's convergence flag says: whether a fit is good enough to publish is decided by
+its holdout result against the baseline (``models_ml.clv_holdout``), not here. Penalised fits come last, for data
+whose likelihood has no maximum inside the parameter space.
 
 The summary contract, one row per customer, in the time unit of the caller (days in the pipeline):
 
@@ -55,6 +56,7 @@ import contextlib
 import io
 import math
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -64,7 +66,7 @@ import polars as pl
 from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 from lifetimes.fitters import BaseFitter
 from lifetimes.utils import ConvergenceError
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 from scipy.special import gammaln, hyp2f1
 from scipy.stats import spearmanr
 
@@ -245,6 +247,51 @@ def _central_differences(function: Callable[..., float]) -> Callable[..., tuple[
 # every gradient component is below 1e-9; lifetimes' Nelder-Mead stops within 1e-4 of its objective (the sum divided
 # by the mean weight), about 1e-10 of it at 1M customers.
 _PARETO_NBD_OPTIONS = {"ftol": 1e-13, "gtol": 1e-9, "maxiter": 1000}
+# Where every customer drops out at nearly the same rate, the Pareto/NBD's likelihood has no maximum: it keeps
+# rising, ever more slowly, as s and beta grow together (s / beta, the mean dropout rate, fixed), toward the model
+# with one dropout rate for all, and each evaluation costs more as s grows (scipy's hyp2f1 slows with its
+# parameters). Its fits stop climbing that ridge once the last _RIDGE_ITERATIONS iterations, having raised s and
+# beta, have together raised the log-likelihood summed over the customers by less than _RIDGE_NATS: a likelihood
+# ratio of 1.01, where a likelihood-ratio test needs 1.92 (5%, one degree of freedom) to tell two fits apart.
+_RIDGE_ITERATIONS = 10
+_RIDGE_NATS = 0.01
+
+
+class _RidgeStop:
+    """An L-BFGS-B callback for the Pareto/NBD fit in log-parameters (r, alpha, s, beta) whose objective is the mean
+    negative log-likelihood over ``customers``: it stops the fit (``StopIteration``) on the s, beta ridge as
+    ``_RIDGE_NATS`` says, and remembers that it did (``stopped``); and it stops a fit that has lost its way
+    (``lost``): an iterate worse than one before it, which L-BFGS-B accepts only when its line search met
+    likelihoods that are not finite (scipy's hyp2f1 far up the ridge)."""
+
+    def __init__(self, customers: float) -> None:
+        self.customers = customers
+        self.path: deque[tuple[float, np.ndarray]] = deque(maxlen=_RIDGE_ITERATIONS + 1)
+        self.lowest = math.inf
+        self.stopped = False
+        self.lost = False
+
+    def __call__(self, intermediate_result: OptimizeResult) -> None:
+        value = float(intermediate_result.fun)
+        self.path.append((value, np.array(intermediate_result.x)))
+        if not value <= self.lowest:
+            self.lost = True
+            raise StopIteration
+        self.lowest = value
+        if len(self.path) <= _RIDGE_ITERATIONS:
+            return
+        (before, at_before), (now, at_now) = self.path[0], self.path[-1]
+        climbing = at_now[2] > at_before[2] and at_now[3] > at_before[3]
+        if climbing and (before - now) * self.customers < _RIDGE_NATS:
+            self.stopped = True
+            raise StopIteration
+
+    def caveat(self, params: dict[str, float]) -> str:
+        return (
+            f"Pareto/NBD: the likelihood was still rising, by less than {_RIDGE_NATS:g} in {_RIDGE_ITERATIONS}"
+            f" iterations, as s and beta grew together (s = {params['s']:.4g}): customers drop out at nearly one"
+            " rate, which the model reaches only as s and beta grow without bound; the fit stopped there"
+        )
 
 
 def _fit_pareto_nbd(penalizer: float, frequency, recency, age, weights) -> ParetoNBDFitter:
@@ -259,6 +306,7 @@ def _fit_pareto_nbd(penalizer: float, frequency, recency, age, weights) -> Paret
         return _fit_pareto_nbd_by_nelder_mead(penalizer, frequency, recency, age, weights)
     scale = 1.0 / age.max()
     args = _pareto_nbd_likelihood_args(frequency, recency * scale, age * scale, weights, 0.0)
+    ridge = _RidgeStop(float(np.sum(weights)))
     result = minimize(
         _central_differences(_pareto_nbd_negative_log_likelihood),
         np.zeros(4),
@@ -267,8 +315,11 @@ def _fit_pareto_nbd(penalizer: float, frequency, recency, age, weights) -> Paret
         method="L-BFGS-B",
         bounds=[(-_LOG_BOUND, _LOG_BOUND)] * 4,
         options=_PARETO_NBD_OPTIONS,
+        callback=ridge,
     )
-    if not (result.success and np.isfinite(result.fun) and np.isfinite(result.x).all()):
+    if ridge.lost:
+        raise _AttemptFailed("lost its way where its likelihood is not finite")
+    if not ((result.success or ridge.stopped) and np.isfinite(result.fun) and np.isfinite(result.x).all()):
         raise _AttemptFailed(f"did not converge ({str(result.message).strip()})")
     if (np.abs(result.x) >= _LOG_BOUND - 1e-3).any():
         raise _AttemptFailed("ran to the edge of the search space")
@@ -276,6 +327,8 @@ def _fit_pareto_nbd(penalizer: float, frequency, recency, age, weights) -> Paret
     params[[1, 3]] /= scale
     fitter = ParetoNBDFitter(penalizer_coef=penalizer)
     fitter.params_ = pd.Series(params, index=["r", "alpha", "s", "beta"])
+    # read by _purchase_attempts: what the fit should say beside its parameters
+    fitter.caveats_ = (ridge.caveat(fitter.params_),) if ridge.stopped else ()
     return fitter
 
 
@@ -305,7 +358,7 @@ class _PurchaseModel:
     maximisation scales back with time; ``negative_log_likelihood`` takes log-parameters and the arguments
     ``likelihood_args`` makes of (frequency, recency, age, weights, penalizer), and is a mean over customers;
     ``objective`` gives it with its gradient; ``new_customer_purchases`` is P(n repeat purchases by time t) for a
-    new customer.
+    new customer. ``fit`` returns a lifetimes fitter, with ``caveats_`` (notes for the fit) where it sets them.
     """
 
     fitter: type[BaseFitter]
@@ -749,7 +802,7 @@ def _purchase_attempts(model: str, penalizers, frequency, recency, age, weights)
 
     def by_lifetimes(penalizer: float) -> _Found:
         fitter = _run_quietly(lambda: spec.fit(penalizer, frequency, recency, age, weights))
-        return found({name: float(fitter.params_[name]) for name in spec.parameters})
+        return found({name: float(fitter.params_[name]) for name in spec.parameters}, getattr(fitter, "caveats_", ()))
 
     def directly() -> _Found:
         # Time in units of the oldest customer's age, as lifetimes scales it; alpha (and beta) are the scales of

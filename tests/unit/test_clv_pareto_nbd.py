@@ -7,11 +7,12 @@ import pytest
 from autograd import grad
 from lifetimes import BetaGeoFitter, ParetoNBDFitter
 from lifetimes.datasets import load_cdnow_summary
+from scipy.optimize import OptimizeResult
 from scipy.special import gammaln
 
 from models_ml import clv
-from models_ml.clv import DIRECT_MAXIMUM_LIKELIHOOD, MAXIMUM_LIKELIHOOD, fit_clv
-from tests.unit.test_clv import PARETO_NBD_PARAMETERS, simulate_pareto_nbd_summary
+from models_ml.clv import DIRECT_MAXIMUM_LIKELIHOOD, MAXIMUM_LIKELIHOOD, fit_clv, predict_purchases
+from tests.unit.test_clv import PARETO_NBD_PARAMETERS, simulate_pareto_nbd_summary, simulate_summary
 
 PARAMETERS = ("r", "alpha", "s", "beta")
 
@@ -126,3 +127,69 @@ def test_pareto_nbd_forecasts_are_lifetimes_customer_by_customer():
     p_alive = clv._p_alive(model, frequency, recency, age)
     np.testing.assert_allclose(p_alive[~at_end], model.conditional_probability_alive(frequency, recency, age)[~at_end])
     assert (p_alive[at_end] == 1).all()
+
+
+# --- Purchases with one dropout pattern: the s, beta -> infinity ridge -------------------------------------------
+
+
+def ridge_path(gains: list[float], s_steps: list[float], customers: float = 1000.0) -> list[OptimizeResult]:
+    """L-BFGS-B iterates for ``_RidgeStop``: the mean negative log-likelihood falling so that the total
+    log-likelihood gains ``gains`` nats an iteration, while log s and log beta move by ``s_steps``."""
+    value, log_s, path = 1.0, 0.0, []
+    for gain, step in zip(gains, s_steps, strict=True):
+        value, log_s = value - gain / customers, log_s + step
+        path.append(OptimizeResult(fun=value, x=np.array([0.5, -1.0, log_s, log_s + 0.3])))
+    return path
+
+
+def stops_at(path: list[OptimizeResult], customers: float = 1000.0, lost: bool = False) -> int | None:
+    ridge = clv._RidgeStop(customers)
+    for iteration, result in enumerate(path, start=1):
+        try:
+            ridge(result)
+        except StopIteration:
+            assert (ridge.stopped, ridge.lost) == (not lost, lost)
+            return iteration
+    assert not (ridge.stopped or ridge.lost)
+    return None
+
+
+def test_a_pareto_nbd_fit_stops_on_the_ridge_only_when_s_and_beta_climb_for_next_to_nothing_or_when_lost():
+    # ten iterations after the first, s and beta up, 0.009 nats in all: stop
+    assert stops_at(ridge_path([1.0] + [0.0009] * 20, [0.05] * 21)) == 11
+    # the same gains over 10,000 customers are 0.09 nats: a likelihood still rising measurably goes on
+    assert stops_at(ridge_path([1.0] + [0.0009] * 20, [0.05] * 21), customers=10_000.0) is None
+    # as slow, but s and beta not climbing (an ordinary slow approach to a maximum): go on
+    assert stops_at(ridge_path([1.0] + [0.0009] * 20, [0.0] * 21)) is None
+    assert stops_at(ridge_path([1.0] + [0.0009] * 20, [-0.05] * 21)) is None
+    # climbing for a gain worth having (0.05 nats in ten iterations): go on
+    assert stops_at(ridge_path([1.0] + [0.005] * 20, [0.05] * 21)) is None
+    # an iterate worse than the one before (the line search misled by likelihoods that are not finite): lost
+    assert stops_at(ridge_path([1.0, 0.5, -3000.0, 0.5], [0.05] * 4), lost=True) == 3
+    assert stops_at(ridge_path([1.0, 0.5, float("nan"), 0.5], [0.05] * 4), lost=True) == 3
+
+
+def test_the_pareto_nbd_fit_on_purchases_with_one_dropout_pattern_stops_on_its_ridge_and_says_so():
+    # BG/NBD-drawn purchases: the Pareto/NBD fits them best as s, beta -> infinity (docs/models.md)
+    fit = fit_clv(simulate_summary(1_000, seed=1), spend=False, purchase_model="Pareto/NBD")
+    assert (fit.purchase_method, fit.is_penalised) == (MAXIMUM_LIKELIHOOD, False)
+    assert fit.bgnbd["s"] > 50, "stopped on the ridge, where the dropout rates hardly vary (1 / sqrt(s) < 15%)"
+    assert fit.notes == (
+        "Pareto/NBD: the likelihood was still rising, by less than 0.01 in 10 iterations, as s and beta grew together"
+        f" (s = {fit.bgnbd['s']:.4g}): customers drop out at nearly one rate, which the model reaches only as s and"
+        " beta grow without bound; the fit stopped there",
+    )
+
+
+@pytest.mark.slow
+def test_where_the_pareto_nbd_stops_on_its_ridge_climbing_on_would_change_next_to_nothing(monkeypatch):
+    # Measured when written: stopped after 4 s, the climb on to its end 40 s (and 180 s at 5,000 customers).
+    summary = simulate_summary(1_000, seed=1)
+    stopped = fit_clv(summary, spend=False, purchase_model="Pareto/NBD")
+    monkeypatch.setattr("models_ml.clv._RIDGE_NATS", 0.0)
+    climbed = fit_clv(summary, spend=False, purchase_model="Pareto/NBD")
+    assert climbed.bgnbd["s"] > stopped.bgnbd["s"] and not climbed.notes[-1].startswith("Pareto/NBD: the likelihood")
+    assert 0 <= climbed.bgnbd_log_likelihood - stopped.bgnbd_log_likelihood < 0.01
+    ahead, on = (predict_purchases(fit, summary, 180.0) for fit in (stopped, climbed))
+    for column in ("expected_purchases", "p_alive"):
+        assert ahead[column].to_numpy() == pytest.approx(on[column].to_numpy(), rel=2e-3), column
