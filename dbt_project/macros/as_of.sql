@@ -5,12 +5,13 @@
 
 {#- The earliest plausible date of an event (var outlier_date_span_years, the setting of the same name, before the
     cutoff): an order dated earlier (a 1900 or 0001 placeholder, a typing error) is excluded as implausible_date
-    rather than stretching the calendar over centuries. -#}
-{% macro plausible_first_date() -%}
+    rather than stretching the calendar over centuries. `as_of` is another cutoff's SQL (a column), the run's by
+    default. -#}
+{% macro plausible_first_date(as_of=none) -%}
     cast({{ dbt.dateadd(
         'year',
         '-' ~ crm_number(var('outlier_date_span_years', 100), 'outlier_date_span_years'),
-        as_of_date()
+        as_of if as_of is not none else as_of_date()
     ) }} as date)
 {%- endmacro %}
 

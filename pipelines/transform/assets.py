@@ -16,7 +16,7 @@ from pipelines.ingest.assets import raw_asset_key
 from pipelines.publish.health import record_dbt_tests
 from pipelines.resources import Warehouse, as_of_date
 from pipelines.settings import Settings
-from pipelines.transform.project import dbt_environment, dbt_project, keep_partial_parse
+from pipelines.transform.project import dbt_environment, dbt_project, keep_partial_parse, project_checksum
 
 SCORES_SELECTION = "tag:scores"
 # The night's two dbt steps and their selections: the warehouse, then the marts over the models' scores.
@@ -89,8 +89,10 @@ def _checked_date(setting: str, value: object) -> str:
 def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
     """The dbt variables of a run: its cutoff and the business settings the models use, each checked for the shape
     it must have (a date, an ISO code, a known timezone, a finite number) before it reaches dbt, with an error
-    naming the setting otherwise. The models quote them again (dbt_project/macros/literals.sql)."""
+    naming the setting otherwise. The models quote them again (dbt_project/macros/literals.sql). With them, the
+    checksum of the dbt project's code, which the models built incrementally compare with their last build's."""
     return {
+        "project_checksum": project_checksum(),
         "as_of": _checked_date("as_of", as_of),
         "reporting_currency": _checked_code("currency", settings.currency, 3, "EUR", "ISO 4217 currency"),
         "timezone": _checked_timezone("timezone", settings.timezone),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import shutil
 import sys
@@ -24,6 +26,26 @@ _BIN = Path(sys.executable).parent
 DBT_EXECUTABLE = str(_BIN / "crm-dbt") if (_BIN / "crm-dbt").exists() else str(_BIN / "dbt")
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR)
+
+
+# What a model's SQL is made of: a change to any of these files changes the project's checksum.
+_CODE_FOLDERS = ("models", "macros", "seeds", "snapshots")
+
+
+@functools.cache
+def project_checksum() -> str:
+    """SHA-256 of the dbt project's code (every file under :data:`_CODE_FOLDERS` and dbt_project.yml, by path):
+    the ``project_checksum`` var, with which a model built incrementally knows that its last build ran the same
+    code (dbt_project/macros/rebuild_plan.sql)."""
+    digest = hashlib.sha256()
+    files = [DBT_PROJECT_DIR / "dbt_project.yml"]
+    files += sorted(
+        path for folder in _CODE_FOLDERS for path in (DBT_PROJECT_DIR / folder).rglob("*") if path.is_file()
+    )
+    for path in files:
+        digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def dbt_resource() -> DbtCliResource:

@@ -195,6 +195,10 @@ def test_a_night_after_late_corrected_and_withdrawn_deliveries_equals_a_full_reb
         loaded_tonight = connection.execute(
             "select file from meta.load_ledger where run_id = ? and status = 'loaded' order by file", [night.run_id]
         ).fetchall()
+        # the order facts were rebuilt only for the orders that could have moved (dbt_project/macros/rebuild_plan.sql)
+        assert connection.execute("select build_mode from intermediate.int_sales_rebuild_plan").fetchone() == (
+            "incremental",
+        )
         assert loaded_tonight == [
             ("crm/contacts_late.csv",),
             ("erp/exchange_rates.csv",),

@@ -3,11 +3,22 @@
     quarantined at the door, or never delivered), its order is excluded (dated on or after the cutoff or implausibly
     long before it, no exchange rate), or it has neither an amount nor a unit price. Kept lines carry their order's
     attributes and rate to the reporting currency. -#}
+{#- built incrementally (dbt_project.yml, macros/rebuild_plan.sql): when tonight's plan says so, only the
+    touched orders -#}
+{%- set touched = ref('int_sales_touched_orders') %}
+{%- set only_touched = is_incremental() %}
 {#- the order's exclusions that its lines share, with the order's reason -#}
 {%- set order_fates_shared = "('after_as_of', 'implausible_date', 'rate_missing')" %}
 
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
+    {%- if only_touched %}
+        -- every copy of the touched orders' lines: the copies decide which one is kept
+        where order_line_id in (
+            select order_line_id from {{ ref('stg_erp__order_lines') }}
+            where order_id in (select order_id from {{ touched }})
+        )
+    {%- endif %}
 ),
 
 orders as (
@@ -63,6 +74,10 @@ final as (
         numbered_lines.source_row_number
     from numbered_lines
     left join orders on numbered_lines.order_id = orders.order_id
+    {%- if only_touched %}
+        -- the copies of their lines in other orders only counted
+        where numbered_lines.order_id in (select order_id from {{ touched }})
+    {%- endif %}
 )
 
 select * from final

@@ -5,12 +5,27 @@
     lines has an amount. The rate is the order month's euros per unit of its
     currency over the reporting currency's (the euro is 1 by definition, the reporting currency needs no rate
     for itself); a month without a rate takes the latest earlier month's, never a later one. -#}
+{#- built incrementally (dbt_project.yml, macros/rebuild_plan.sql): when tonight's plan says so, only the
+    touched orders -#}
+{%- set touched = ref('int_sales_touched_orders') %}
+{%- set only_touched = is_incremental() %}
+
 with orders as (
     select * from {{ ref('stg_erp__orders') }}
+    {%- if only_touched %}
+        where order_id in (select order_id from {{ touched }})
+    {%- endif %}
 ),
 
 order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
+    {%- if only_touched %}
+        -- every copy of the touched orders' lines: the copies decide which one is kept
+        where order_line_id in (
+            select order_line_id from {{ ref('stg_erp__order_lines') }}
+            where order_id in (select order_id from {{ touched }})
+        )
+    {%- endif %}
 ),
 
 exchange_rates as (

@@ -1,0 +1,64 @@
+{#- Tonight's plan for the order chain (int_orders_classified, int_order_lines_classified), one row: build_mode
+    'incremental' when the chain's last build finished and saw the same settings and code (its record in
+    int_sales_build_state), so that only the orders whose fate can have moved are rebuilt
+    (int_sales_touched_orders); 'full' otherwise, with the reason in words. The models read the plan of their own
+    invocation only (invocation_id). -#}
+{%- set state = rebuild_plan_relation('int_sales_build_state') %}
+{%- set orders_built = rebuild_plan_relation('int_orders_classified') %}
+{%- set lines_built = rebuild_plan_relation('int_order_lines_classified') %}
+{%- set settings = crm_string(rebuild_plan_settings(), 'rebuild_plan_settings') %}
+{#- a record of another layout (an older version's) is no record -#}
+{%- set state_columns = adapter.get_columns_in_relation(state) | map(attribute='name') | list if state else [] %}
+
+with
+{% if var('project_checksum', none) is none %}
+    plan as (
+        select
+            'full' as build_mode,
+            'the run passed no project_checksum (an ad-hoc dbt run): every order is rebuilt' as reason
+    ),
+{% elif 'kind' not in state_columns or 'build_settings' not in state_columns or orders_built is none
+    or lines_built is none %}
+    plan as (
+        select
+            'full' as build_mode,
+            'no earlier build of the order facts to start from: every order is built' as reason
+    ),
+{% else %}
+    last_build as (
+        select build_settings
+        from {{ state }}
+        where kind = 'build'
+    ),
+
+    plan as (
+        select
+            case
+                when (select count(*) from last_build) = 0 then 'full'
+                when (select max(build_settings) from last_build) != {{ settings }} then 'full'
+                else 'incremental'
+            end as build_mode,
+            case
+                when (select count(*) from last_build) = 0
+                    then 'the last build of the order facts did not finish: every order is rebuilt'
+                when (select max(build_settings) from last_build) != {{ settings }}
+                    then concat(
+                        'a setting the order facts depend on (currency, timezone, outlier_date_span_years) or the ',
+                        'code changed since their last build: every order is rebuilt'
+                    )
+                else 'only the orders whose rows, cutoff, exchange rates or customer changed are rebuilt'
+            end as reason
+    ),
+{% endif %}
+
+final as (
+    select
+        build_mode,
+        reason,
+        {{ as_of_date() }} as as_of,
+        {{ settings }} as build_settings,
+        {{ crm_string(invocation_id, 'invocation_id') }} as invocation_id
+    from plan
+)
+
+select * from final

@@ -1,0 +1,221 @@
+{#- The orders whose fate can have moved since the order chain's last build (int_sales_build_state), one row each,
+    when tonight's plan (int_sales_rebuild_plan) is incremental; none when it is full. An order's fate is a
+    function of its own rows, its lines and their copies, its date against the cutoff and the earliest plausible
+    date, its month's exchange rates and its customer key's customer, so an order is touched when:
+    - a row of it, or of one of its lines, came in a file (or a version of a file) the last build did not see, or
+      went with a file it saw (taken back by `crm unload`, replaced by a corrected delivery);
+    - a line of it shares its key with such a line (the copies of a line decide which one is kept);
+    - it is dated on or after the earlier of the two cutoffs, or before the later of the two earliest plausible
+      dates (its exclusion, or the dates its reason names, can change);
+    - an exchange rate of its currency, or of the reporting currency, changed, appeared or went for its month or
+      an earlier one;
+    - its customer key now stands for another customer (the ERP customers export named another person). -#}
+{%- set state = rebuild_plan_relation('int_sales_build_state') %}
+{%- set orders_built = rebuild_plan_relation('int_orders_classified') %}
+{%- set lines_built = rebuild_plan_relation('int_order_lines_classified') %}
+{%- set plan = ref('int_sales_rebuild_plan') %}
+{#- read only when the plan is incremental: named here so that dbt knows them while parsing -#}
+{%- set staged = {
+    'orders': ref('stg_erp__orders'),
+    'order_lines': ref('stg_erp__order_lines'),
+    'rates': ref('stg_erp__exchange_rates'),
+    'raw': [source('erp', 'orders'), source('erp', 'order_lines')],
+} %}
+{%- set incremental = rebuild_plan_is_incremental() %}
+
+{% if incremental %}
+    with orders as (
+        select * from {{ staged.orders }}
+    ),
+
+    order_lines as (
+        select * from {{ staged.order_lines }}
+    ),
+
+    state as (
+        select * from {{ state }}
+    ),
+
+    last_build as (
+        select as_of from state
+        where kind = 'build'
+    ),
+
+    loads as (
+        {{ rebuild_plan_loads() }}
+    ),
+
+    seen_loads as (
+        select
+            source_name,
+            source_file,
+            run_id
+        from state
+        where kind = 'load'
+    ),
+
+    -- a file's rows all come from one load: a file of a load not seen is new, of a load seen and gone is gone
+    new_files as (
+        select
+            source_name,
+            source_file
+        from (
+            select * from loads
+            except
+            select * from seen_loads
+        ) as unseen
+    ),
+
+    gone_files as (
+        select
+            source_name,
+            source_file
+        from (
+            select * from seen_loads
+            except
+            select * from loads
+        ) as gone
+    ),
+
+    new_orders as (
+        select order_id from orders
+        where source_file in (select source_file from new_files where source_name = 'orders')
+    ),
+
+    gone_orders as (
+        select order_id from {{ orders_built }}
+        where source_file in (select source_file from gone_files where source_name = 'orders')
+    ),
+
+    new_lines as (
+        select
+            order_line_id,
+            order_id
+        from order_lines
+        where source_file in (select source_file from new_files where source_name = 'order_lines')
+    ),
+
+    gone_lines as (
+        select
+            order_line_id,
+            order_id
+        from {{ lines_built }}
+        where source_file in (select source_file from gone_files where source_name = 'order_lines')
+    ),
+
+    changed_line_keys as (
+        select order_line_id from new_lines
+        union
+        select order_line_id from gone_lines
+    ),
+
+    -- every copy of a changed line: in tonight's new rows, or among the rows the last build saw
+    line_orders as (
+        select order_id from new_lines
+        union
+        select order_id from {{ lines_built }}
+        where order_line_id in (select order_line_id from changed_line_keys)
+    ),
+
+    dated as (
+        select orders.order_id
+        from orders
+        cross join last_build
+        where
+            orders.order_date >= least(last_build.as_of, {{ as_of_date() }})
+            or orders.order_date < greatest(
+                {{ plausible_first_date('last_build.as_of') }}, {{ plausible_first_date() }}
+            )
+    ),
+
+    rates as (
+        select
+            currency_code,
+            rate_month,
+            eur_per_unit
+        from {{ staged.rates }}
+    ),
+
+    seen_rates as (
+        select
+            currency_code,
+            rate_month,
+            eur_per_unit
+        from state
+        where kind = 'rate'
+    ),
+
+    -- the earliest month from which each currency's rates differ (a rate serves its month and the later ones)
+    rate_changes as (
+        select
+            currency_code,
+            min(rate_month) as from_month
+        from (
+            select * from (
+                select * from rates
+                except
+                select * from seen_rates
+            ) as added
+            union all
+            select * from (
+                select * from seen_rates
+                except
+                select * from rates
+            ) as removed
+        ) as changed
+        group by currency_code
+    ),
+
+    rated as (
+        select orders.order_id
+        from orders
+        inner join rate_changes
+            on
+                (
+                    orders.currency_code = rate_changes.currency_code
+                    or rate_changes.currency_code = {{ reporting_currency() }}
+                )
+                and orders.order_date >= rate_changes.from_month
+    ),
+
+    -- a row the last build saw whose customer key now stands for another customer
+    moved as (
+        select orders.order_id
+        from orders
+        inner join {{ orders_built }} as built
+            on
+                orders.source_file = built.source_file
+                and orders.source_row_number = built.source_row_number
+        where orders.erp_customer_id is distinct from built.erp_customer_id
+    ),
+
+    touched as (
+        select order_id from new_orders
+        union
+        select order_id from gone_orders
+        union
+        select order_id from line_orders
+        union
+        select order_id from dated
+        union
+        select order_id from rated
+        union
+        select order_id from moved
+    ),
+
+    final as (
+        select order_id from touched
+        where order_id is not null
+    )
+
+    select * from final
+{% else %}
+    {#- a full build: nothing to list (the plan is read first, so that dbt builds it before this model) -#}
+    with final as (
+        select cast(null as {{ dbt.type_string() }}) as order_id
+        from {{ plan }}
+        where 1 = 0
+    )
+
+    select * from final
+{% endif %}

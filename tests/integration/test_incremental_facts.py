@@ -1,0 +1,175 @@
+"""The order facts built incrementally (int_orders_classified, int_order_lines_classified: only the orders whose fate
+can have moved, dbt_project/macros/rebuild_plan.sql) equal a full rebuild of the same raw rows, through changes of
+every kind the plan must notice, on a copy of the session's warehouse, with real dbt: new files with new orders,
+an order and a line copied in files that sort first (the copies now kept), a line key two orders share, a file
+taken back, an exchange rate corrected and one withdrawn, two customer keys found to be one person, the cutoff
+moved back and forth. The night's whole equivalence is tests/integration/test_incremental_night.py."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.resources import marts_path_of
+from pipelines.settings import load_settings
+from pipelines.sql import string
+from pipelines.transform.assets import dbt_vars
+from pipelines.transform.project import DBT_PROJECT_DIR
+from tests.conftest import AS_OF, open_warehouse
+
+pytestmark = pytest.mark.integration
+
+CHAIN = ("int_orders_classified", "int_order_lines_classified")
+SELECTION = "+int_sales_build_state"
+
+
+def _dbt(warehouse: Path, as_of: date, *args: str) -> None:
+    """Run dbt on ``warehouse`` (its own target folder beside it) with the night's vars for ``as_of``."""
+    dbt = Path(sys.executable).with_name("dbt")
+    folder = warehouse.parent / f"{warehouse.stem}_dbt"
+    environ = {**os.environ, "CRM_WAREHOUSE_PATH": str(warehouse), "CRM_MARTS_PATH": str(marts_path_of(warehouse))}
+    completed = subprocess.run(
+        [str(dbt), *args, "--vars", json.dumps(dbt_vars(load_settings({}), as_of)),
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(folder / "target"), "--log-path", str(folder / "logs")],
+        capture_output=True, text=True, env=environ, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stdout[-4000:]
+
+
+def _plan(warehouse: Path) -> tuple[str, int, int]:
+    """(build mode, orders touched, orders) of the warehouse's last build of the chain."""
+    with open_warehouse(warehouse) as connection:
+        return connection.execute(
+            "select (select build_mode from intermediate.int_sales_rebuild_plan), "
+            "(select count(*) from intermediate.int_sales_touched_orders), "
+            "(select count(distinct order_id) from intermediate.int_orders_classified)"
+        ).fetchone()
+
+
+def _assert_equals_a_full_rebuild(warehouse: Path, as_of: date) -> None:
+    full = warehouse.with_name("full.duckdb")
+    shutil.copyfile(warehouse, full)
+    _dbt(full, as_of, "run", "--select", SELECTION, "--full-refresh")
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        connection.execute(f"attach {string(str(full))} as full_rebuild (read_only)")
+        for table in CHAIN:
+            for one, other in (("crm", "full_rebuild"), ("full_rebuild", "crm")):
+                differing = connection.execute(
+                    f"select count(*) from (select * from {one}.intermediate.{table} "
+                    f"except all select * from {other}.intermediate.{table})"
+                ).fetchone()
+                assert differing == (0,), f"{table}: {differing[0]} rows of {one} are not in {other}"
+
+
+def _change_raw(warehouse: Path, statements: list[str]) -> None:
+    with open_warehouse(warehouse, read_only=False) as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_path):
+    world, night = pipeline_run
+    assert night.success
+    warehouse = tmp_path / "crm.duckdb"
+    shutil.copyfile(world.root / "warehouse" / "crm.duckdb", warehouse)
+    with open_warehouse(warehouse) as connection:
+        mode, orders = connection.execute(
+            "select build_mode, (select count(*) from intermediate.int_orders_classified) "
+            "from intermediate.int_sales_rebuild_plan"
+        ).fetchone()
+        assert mode == "full", "the session's night built the warehouse from nothing"
+        # orders of each currency, the first and second lines of an order, two customers with orders
+        gbp_order, usd_order, eur_order = (
+            connection.execute(
+                "select min(order_no) from raw.erp__orders where currency_code = ? and ordered_at < ?",
+                [currency, AS_OF - timedelta(days=90)],
+            ).fetchone()[0]
+            for currency in ("GBP", "USD", "EUR")
+        )
+        first_customer, second_customer = (
+            row[0]
+            for row in connection.execute(
+                "select customer_no from raw.erp__orders group by 1 order by count(*) desc, 1 limit 2"
+            ).fetchall()
+        )
+    eur, gbp, usd = string(eur_order), string(gbp_order), string(usd_order)
+    customers, run = f"{string(first_customer)}, {string(second_customer)}", string("test-run-2")
+    _change_raw(warehouse, [
+        # a new order with its lines, in files of their own
+        f"""insert into raw.erp__orders select * replace ('NEW-1' as order_no, 'erp/orders_new.csv' as _file,
+            {run} as _run_id) from raw.erp__orders where order_no = {eur}""",
+        f"""insert into raw.erp__order_lines select * replace ('NEW-1' as order_no,
+            'erp/order_lines_new.csv' as _file, {run} as _run_id) from raw.erp__order_lines where order_no = {eur}""",
+        # a copy of an order and of a line in files that sort before the first delivery's: now the kept copies
+        f"""insert into raw.erp__orders select * replace ('kiosk' as sales_channel, 'erp/a_orders.csv' as _file,
+            {run} as _run_id) from raw.erp__orders where order_no = {gbp}""",
+        f"""insert into raw.erp__order_lines select * replace (quantity + 5 as quantity, line_amount * 3 as line_amount,
+            'erp/a_order_lines.csv' as _file, {run} as _run_id)
+            from raw.erp__order_lines where order_no = {usd} and line_no = 1""",
+        # a line whose key is another order's line's: order 'X-' line 2 and order 'X' line -2 are both 'X--2'
+        f"""insert into raw.erp__orders select * replace ('X-' as order_no, 'erp/orders_new.csv' as _file,
+            {run} as _run_id, _row_number + 1000000 as _row_number) from raw.erp__orders where order_no = {eur}""",
+        f"""insert into raw.erp__orders select * replace ('X' as order_no, 'erp/orders_new.csv' as _file,
+            {run} as _run_id, _row_number + 2000000 as _row_number) from raw.erp__orders where order_no = {eur}""",
+        f"""insert into raw.erp__order_lines select * replace ('X-' as order_no, 2 as line_no,
+            'erp/order_lines_new.csv' as _file, {run} as _run_id, _row_number + 1000000 as _row_number)
+            from raw.erp__order_lines where order_no = {eur} and line_no = 1""",
+        f"""insert into raw.erp__order_lines select * replace ('X' as order_no, -2 as line_no,
+            'erp/order_lines_new.csv' as _file, {run} as _run_id, _row_number + 2000000 as _row_number)
+            from raw.erp__order_lines where order_no = {eur} and line_no = 1""",
+        # a pound rate corrected and a dollar rate withdrawn (the month before takes over)
+        f"""update raw.erp__exchange_rates set eur_per_unit = eur_per_unit * 1.25 where currency_code = 'GBP'
+            and rate_month = date_trunc('month', cast({string(AS_OF.isoformat())} as date) - interval 400 day)""",
+        f"""delete from raw.erp__exchange_rates where currency_code = 'USD'
+            and rate_month = date_trunc('month', cast({string(AS_OF.isoformat())} as date) - interval 200 day)""",
+        # two customer keys one person's (in place: the same file and run, only the customer changes)
+        f"update raw.erp__customers set person_no = 'P-1' where customer_no in ({customers})",
+    ])  # fmt: skip
+
+    earlier = AS_OF - timedelta(days=45)
+    _dbt(warehouse, earlier, "run", "--select", SELECTION)
+    mode, touched, orders = _plan(warehouse)
+    assert mode == "incremental"
+    assert 0 < touched < orders / 2, "the rebuild touched only the orders that could have moved"
+    _assert_equals_a_full_rebuild(warehouse, earlier)
+    with open_warehouse(warehouse) as connection:
+        # the changes did reach the facts: the copy sorted first is the order kept, the shared key is one line
+        assert connection.execute(
+            "select sales_channel from intermediate.int_orders_classified where order_id = ? and is_first_copy",
+            [gbp_order],
+        ).fetchone() == ("kiosk",)
+        assert connection.execute(
+            "select count(*) filter (where is_first_copy) from intermediate.int_order_lines_classified "
+            "where order_line_id = 'X--2'"
+        ).fetchone() == (1,)
+        assert connection.execute(
+            "select count(distinct erp_customer_id) from intermediate.int_orders_classified "
+            "where erp_customer_id in (?, ?)",
+            [first_customer, second_customer],
+        ).fetchone() == (1,)
+
+    # the early copies taken back (their files unloaded), and the cutoff moved past the first one
+    _change_raw(warehouse, [
+        "delete from raw.erp__orders where _file = 'erp/a_orders.csv'",
+        "delete from raw.erp__order_lines where _file = 'erp/a_order_lines.csv'",
+    ])  # fmt: skip
+    later = AS_OF + timedelta(days=5)
+    _dbt(warehouse, later, "run", "--select", SELECTION)
+    assert _plan(warehouse)[0] == "incremental"
+    _assert_equals_a_full_rebuild(warehouse, later)
+
+    # a night whose chain stopped half-way leaves no record of a build: the next plan rebuilds every order
+    _change_raw(warehouse, ["delete from intermediate.int_sales_build_state where kind = 'build'"])
+    _dbt(warehouse, later, "run", "--select", "int_sales_rebuild_plan")
+    with open_warehouse(warehouse) as connection:
+        assert connection.execute("select build_mode, reason from intermediate.int_sales_rebuild_plan").fetchone() == (
+            "full",
+            "the last build of the order facts did not finish: every order is rebuilt",
+        )
