@@ -1,10 +1,11 @@
-{#- Facts built incrementally: the order chain (int_orders_classified, int_order_lines_classified) rebuilds only the
-    orders whose fate can have moved since its last build, when its last build is known and comparable, and in
-    full otherwise. int_sales_rebuild_plan decides (one row: build_mode 'full' or 'incremental', and why),
-    int_sales_touched_orders lists the orders to rebuild, int_sales_build_state records what a finished build
-    saw (the files and runs of its raw rows, the exchange rates, the cutoff, the settings and the code). A model
-    takes part with `meta: {rebuild_plan: sales}` and `materialized: incremental` (docs/architecture.md,
-    "Incremental facts"). -#}
+{#- Facts built incrementally: the order chain (int_orders_classified, int_order_lines_classified) and its facts
+    (fct_order_lines, fct_orders) rebuild only the orders whose fate or facts can have moved since their last
+    build, when that build is known and comparable, and in full otherwise. int_sales_rebuild_plan decides (one
+    row: build_mode 'full' or 'incremental', and why), int_sales_touched_orders lists the orders whose fate to
+    rebuild, int_sales_touched_facts the orders whose facts to rebuild and their customers, int_sales_build_state
+    records what a finished build saw (the files and runs of its raw rows, the exchange rates, the unit costs,
+    the cutoff, the settings and the code). A model takes part with `meta: {rebuild_plan: sales}`,
+    `materialized: incremental` and the pre-hooks below (dbt_project.yml; docs/operations.md). -#}
 
 {#- dbt's own should_full_refresh, and for a model of a rebuild plan: in full unless its plan, built in this
     invocation, says incremental. dbt's incremental materialization then takes its full-refresh route (the same
@@ -20,13 +21,14 @@
     {{ return(full_refresh) }}
 {% endmacro %}
 
-{#- A relation of the order chain beside the calling model (the chain's models share its schema), or none when it
-    does not exist (yet); none while parsing. -#}
+{#- The relation of a model of this project (wherever its database and schema), or none when it does not exist
+    (yet); none while parsing. -#}
 {% macro rebuild_plan_relation(name) -%}
-    {%- if not execute -%}
+    {%- set node = graph.nodes.get('model.' ~ project_name ~ '.' ~ name) if execute else none -%}
+    {%- if node is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {{ return(adapter.get_relation(database=this.database, schema=this.schema, identifier=name)) }}
+    {{ return(adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias)) }}
 {%- endmacro %}
 
 {#- Whether the plan built in this very invocation says incremental (a plan left by another run never counts). -#}
@@ -64,10 +66,11 @@
     from {{ source('erp', 'order_lines') }}
 {%- endmacro %}
 
-{#- The pre-hooks of a model of the chain: the chain's record of its last build is forgotten first (a night that
-    fails half-way leaves the next one a full build, never a partial record), then, when the model builds
-    incrementally, the rows of the touched orders are deleted (its SQL selects them again). Both commit with the
-    model's rows or not at all (dbt runs them in its transaction). -#}
+{#- The pre-hooks of a model of the plan: the record of the last build is forgotten first, committed on its own
+    (a night that fails half-way leaves the next one a full build, never a partial record; and a DuckDB
+    transaction writes to one database file, the record's is the warehouse, the facts' the marts file), then,
+    when the model builds incrementally, the rows of the touched keys are deleted (its SQL selects them again),
+    committed with the model's new rows or not at all (dbt runs that hook in the model's transaction). -#}
 {% macro rebuild_plan_forget_build() -%}
     {%- set state = rebuild_plan_relation('int_sales_build_state') -%}
     {%- if state is not none -%}
@@ -75,8 +78,26 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro rebuild_plan_delete_touched() -%}
+{#- `key` of the model's rows, and the model listing the touched keys in a column of the same name -#}
+{% macro rebuild_plan_delete_touched(key='order_id', touched='int_sales_touched_orders') -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where order_id in (select order_id from {{ ref('int_sales_touched_orders') }})
+        delete from {{ this }} where {{ key }} in (select {{ key }} from {{ ref(touched) }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- Each product's unit cost, from its first row (by file and row) of `products` (stg_erp__products): what a
+    line's cost of goods is reckoned with (int_order_lines_converted), and what a build of the facts records to
+    notice a cost that changed. -#}
+{% macro product_unit_costs(products) -%}
+    select
+        product_id,
+        unit_cost
+    from (
+        select
+            product_id,
+            unit_cost,
+            row_number() over (partition by product_id order by source_file, source_row_number) as copy_number
+        from {{ products }}
+    ) as numbered
+    where copy_number = 1
 {%- endmacro %}

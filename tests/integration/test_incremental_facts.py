@@ -1,9 +1,11 @@
-"""The order facts built incrementally (int_orders_classified, int_order_lines_classified: only the orders whose fate
-can have moved, dbt_project/macros/rebuild_plan.sql) equal a full rebuild of the same raw rows, through changes of
-every kind the plan must notice, on a copy of the session's warehouse, with real dbt: new files with new orders,
-an order and a line copied in files that sort first (the copies now kept), a line key two orders share, a file
-taken back, an exchange rate corrected and one withdrawn, two customer keys found to be one person, the cutoff
-moved back and forth. The night's whole equivalence is tests/integration/test_incremental_night.py."""
+"""The order facts built incrementally (int_orders_classified, int_order_lines_classified, fct_order_lines,
+fct_orders: only the orders whose fate or facts can have moved, dbt_project/macros/rebuild_plan.sql) equal a full
+rebuild of the same raw rows, through changes of every kind the plan must notice, on a copy of the session's
+warehouse, with real dbt: new files with new orders, an order and a line copied in files that sort first (the
+copies now kept), a line key two orders share, a file taken back, an exchange rate corrected and one withdrawn,
+two customer keys found to be one person, the cutoff moved back and forth, a return taken back, a refund
+corrected, a product's unit cost changed. The night's whole equivalence is
+tests/integration/test_incremental_night.py."""
 
 import json
 import os
@@ -25,7 +27,13 @@ from tests.conftest import AS_OF, open_warehouse
 
 pytestmark = pytest.mark.integration
 
-CHAIN = ("int_orders_classified", "int_order_lines_classified")
+# (file, schema, table) of every table built incrementally: the chain in the warehouse, the facts in the marts'
+BUILT = (
+    ("warehouse", "intermediate", "int_orders_classified"),
+    ("warehouse", "intermediate", "int_order_lines_classified"),
+    ("marts", "marts", "fct_order_lines"),
+    ("marts", "marts", "fct_orders"),
+)
 SELECTION = "+int_sales_build_state"
 
 
@@ -43,29 +51,38 @@ def _dbt(warehouse: Path, as_of: date, *args: str) -> None:
     assert completed.returncode == 0, completed.stdout[-4000:]
 
 
-def _plan(warehouse: Path) -> tuple[str, int, int]:
-    """(build mode, orders touched, orders) of the warehouse's last build of the chain."""
+def _plan(warehouse: Path) -> tuple[str, int, int, int]:
+    """(build mode, orders whose fate was rebuilt, orders whose facts were, orders) of the last build."""
     with open_warehouse(warehouse) as connection:
         return connection.execute(
             "select (select build_mode from intermediate.int_sales_rebuild_plan), "
             "(select count(*) from intermediate.int_sales_touched_orders), "
+            "(select count(distinct order_id) from intermediate.int_sales_touched_facts), "
             "(select count(distinct order_id) from intermediate.int_orders_classified)"
         ).fetchone()
 
 
+def _copy(warehouse: Path, to: Path) -> None:
+    """Copy a warehouse and its marts file."""
+    shutil.copyfile(warehouse, to)
+    shutil.copyfile(marts_path_of(warehouse), marts_path_of(to))
+
+
 def _assert_equals_a_full_rebuild(warehouse: Path, as_of: date) -> None:
     full = warehouse.with_name("full.duckdb")
-    shutil.copyfile(warehouse, full)
+    _copy(warehouse, full)
     _dbt(full, as_of, "run", "--select", SELECTION, "--full-refresh")
-    with duckdb.connect(str(warehouse), read_only=True) as connection:
-        connection.execute(f"attach {string(str(full))} as full_rebuild (read_only)")
-        for table in CHAIN:
-            for one, other in (("crm", "full_rebuild"), ("full_rebuild", "crm")):
+    with duckdb.connect() as connection:
+        for side, path in (("incremental", warehouse), ("full", full)):
+            connection.execute(f"attach {string(str(path))} as {side}_warehouse (read_only)")
+            connection.execute(f"attach {string(str(marts_path_of(path)))} as {side}_marts (read_only)")
+        for file, schema, table in BUILT:
+            for one, other in (("incremental", "full"), ("full", "incremental")):
                 differing = connection.execute(
-                    f"select count(*) from (select * from {one}.intermediate.{table} "
-                    f"except all select * from {other}.intermediate.{table})"
+                    f"select count(*) from (select * from {one}_{file}.{schema}.{table} "
+                    f"except all select * from {other}_{file}.{schema}.{table})"
                 ).fetchone()
-                assert differing == (0,), f"{table}: {differing[0]} rows of {one} are not in {other}"
+                assert differing == (0,), f"{table}: {differing[0]} rows of the {one} build are not in the {other}"
 
 
 def _change_raw(warehouse: Path, statements: list[str]) -> None:
@@ -78,13 +95,11 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
     world, night = pipeline_run
     assert night.success
     warehouse = tmp_path / "crm.duckdb"
-    shutil.copyfile(world.root / "warehouse" / "crm.duckdb", warehouse)
+    _copy(world.root / "warehouse" / "crm.duckdb", warehouse)
     with open_warehouse(warehouse) as connection:
-        mode, orders = connection.execute(
-            "select build_mode, (select count(*) from intermediate.int_orders_classified) "
-            "from intermediate.int_sales_rebuild_plan"
-        ).fetchone()
-        assert mode == "full", "the session's night built the warehouse from nothing"
+        assert connection.execute("select build_mode from intermediate.int_sales_rebuild_plan").fetchone() == (
+            "full",
+        ), "the session's night built the warehouse from nothing"
         # orders of each currency, the first and second lines of an order, two customers with orders
         gbp_order, usd_order, eur_order = (
             connection.execute(
@@ -131,13 +146,19 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
             and rate_month = date_trunc('month', cast({string(AS_OF.isoformat())} as date) - interval 200 day)""",
         # two customer keys one person's (in place: the same file and run, only the customer changes)
         f"update raw.erp__customers set person_no = 'P-1' where customer_no in ({customers})",
+        # a return gone, a refund corrected, and the unit cost of the cheapest-numbered product sold doubled
+        "delete from raw.erp__returns where return_no = (select min(return_no) from raw.erp__returns)",
+        "update raw.erp__returns set refund_amount = refund_amount + 1 where return_no = "
+        "(select max(return_no) from raw.erp__returns)",
+        "update raw.erp__products set unit_cost = unit_cost * 2 where sku = "
+        "(select min(sku) from raw.erp__order_lines)",
     ])  # fmt: skip
 
     earlier = AS_OF - timedelta(days=45)
     _dbt(warehouse, earlier, "run", "--select", SELECTION)
-    mode, touched, orders = _plan(warehouse)
+    mode, touched, touched_facts, orders = _plan(warehouse)
     assert mode == "incremental"
-    assert 0 < touched < orders / 2, "the rebuild touched only the orders that could have moved"
+    assert 0 < touched < orders / 2 and 0 < touched_facts < orders / 2, "only the orders that could have moved"
     _assert_equals_a_full_rebuild(warehouse, earlier)
     with open_warehouse(warehouse) as connection:
         # the changes did reach the facts: the copy sorted first is the order kept, the shared key is one line

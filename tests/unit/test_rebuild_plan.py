@@ -1,4 +1,4 @@
-"""The order chain's plan (dbt_project/macros/rebuild_plan.sql) rebuilds every order when a setting the chain reads
+"""The order facts' plan (dbt_project/macros/rebuild_plan.sql) rebuilds every order when a setting they read
 changes: the settings it compares with the last build's are exactly the vars the chain's models, the models they
 read and the project's macros read, besides the cutoff (which the plan follows order by order)."""
 
@@ -6,7 +6,7 @@ import re
 
 from pipelines.transform.project import DBT_PROJECT_DIR
 
-CHAIN = ("int_orders_classified", "int_order_lines_classified")
+CHAIN = ("int_orders_classified", "int_order_lines_classified", "fct_order_lines", "fct_orders")
 _REF = re.compile(r"""\bref\(\s*['"](\w+)['"]\s*\)""")
 _VAR = re.compile(r"""\bvar\(\s*['"](\w+)['"]""")
 

@@ -1,7 +1,14 @@
 {#- One row per kept order line (int_order_lines_converted): the lines excluded on the way, with their reasons,
-    are in fct_row_exclusions. -#}
+    are in fct_row_exclusions. Built incrementally (dbt_project.yml, macros/rebuild_plan.sql): when tonight's plan
+    says so, only the lines of the touched orders (int_sales_touched_facts). -#}
+{%- set touched = ref('int_sales_touched_facts') %}
+{%- set only_touched = is_incremental() %}
+
 with order_lines as (
     select * from {{ ref('int_order_lines_converted') }}
+    {%- if only_touched %}
+        where order_id in (select order_id from {{ touched }})
+    {%- endif %}
 ),
 
 final as (

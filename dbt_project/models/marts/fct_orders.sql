@@ -1,12 +1,23 @@
 {#- One row per order with at least one kept line: its lines (fct_order_lines) summed. The cost of goods and the
-    margin of an order are unknown (null) when the cost of any of its lines is unknown, never a partial sum. -#}
+    margin of an order are unknown (null) when the cost of any of its lines is unknown, never a partial sum.
+    Built incrementally (dbt_project.yml, macros/rebuild_plan.sql): when tonight's plan says so, only the orders
+    of the customers of the touched orders (int_sales_touched_facts), each customer's numbered again whole. -#}
+{%- set touched = ref('int_sales_touched_facts') %}
+{%- set only_touched = is_incremental() %}
+
 with order_lines as (
     select * from {{ ref('fct_order_lines') }}
+    {%- if only_touched %}
+        where customer_id in (select customer_id from {{ touched }})
+    {%- endif %}
 ),
 
 orders as (
     select * from {{ ref('int_orders_classified') }}
     where exclusion_reason_code is null
+    {%- if only_touched %}
+        and erp_customer_id in (select customer_id from {{ touched }})
+    {%- endif %}
 ),
 
 -- Summed by order alone: its date, channel, store, currency and customer are the order's own

@@ -14,11 +14,7 @@ returns as (
 ),
 
 products as (
-    select
-        product_id,
-        unit_cost,
-        row_number() over (partition by product_id order by source_file, source_row_number) as copy_number
-    from {{ ref('stg_erp__products') }}
+    {{ product_unit_costs(ref('stg_erp__products')) }}
 ),
 
 line_returns as (
@@ -56,7 +52,7 @@ netted as (
         order_lines.source_row_number
     from order_lines
     left join line_returns on order_lines.order_line_id = line_returns.order_line_id
-    left join products on order_lines.product_id = products.product_id and products.copy_number = 1
+    left join products on order_lines.product_id = products.product_id
 ),
 
 final as (

@@ -1,11 +1,15 @@
-{#- Tonight's plan for the order chain (int_orders_classified, int_order_lines_classified), one row: build_mode
-    'incremental' when the chain's last build finished and saw the same settings and code (its record in
-    int_sales_build_state), so that only the orders whose fate can have moved are rebuilt
-    (int_sales_touched_orders); 'full' otherwise, with the reason in words. The models read the plan of their own
-    invocation only (invocation_id). -#}
+{#- Tonight's plan for the order chain (int_orders_classified, int_order_lines_classified) and its facts
+    (fct_order_lines, fct_orders), one row: build_mode 'incremental' when their last build finished and saw the
+    same settings and code (its record in int_sales_build_state), so that only the orders whose fate or facts
+    can have moved are rebuilt (int_sales_touched_orders, int_sales_touched_facts); 'full' otherwise, with the
+    reason in words. The models read the plan of their own invocation only (invocation_id). -#}
 {%- set state = rebuild_plan_relation('int_sales_build_state') %}
-{%- set orders_built = rebuild_plan_relation('int_orders_classified') %}
-{%- set lines_built = rebuild_plan_relation('int_order_lines_classified') %}
+{%- set built = [
+    rebuild_plan_relation('int_orders_classified'),
+    rebuild_plan_relation('int_order_lines_classified'),
+    rebuild_plan_relation('fct_order_lines'),
+    rebuild_plan_relation('fct_orders'),
+] %}
 {%- set settings = crm_string(rebuild_plan_settings(), 'rebuild_plan_settings') %}
 {#- a record of another layout (an older version's) is no record -#}
 {%- set state_columns = adapter.get_columns_in_relation(state) | map(attribute='name') | list if state else [] %}
@@ -17,8 +21,7 @@ with
             'full' as build_mode,
             'the run passed no project_checksum (an ad-hoc dbt run): every order is rebuilt' as reason
     ),
-{% elif 'kind' not in state_columns or 'build_settings' not in state_columns or orders_built is none
-    or lines_built is none %}
+{% elif 'kind' not in state_columns or 'build_settings' not in state_columns or none in built %}
     plan as (
         select
             'full' as build_mode,
