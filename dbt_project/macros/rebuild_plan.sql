@@ -78,10 +78,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- `key` of the model's rows, and the model listing the touched keys in a column of the same name -#}
-{% macro rebuild_plan_delete_touched(key='order_id', touched='int_sales_touched_orders') -%}
+{#- The model's meta names the column of its rows (`key`) and the model listing the touched values in a column of
+    the same name (`touched`, which the model's SQL refers to) -#}
+{% macro rebuild_plan_delete_touched() -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where {{ key }} in (select {{ key }} from {{ ref(touched) }})
+        {%- set meta = config.get('meta') -%}
+        delete from {{ this }} where {{ meta.key }} in (select {{ meta.key }} from {{ ref(meta.touched) }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -100,4 +102,21 @@
         from {{ products }}
     ) as numbered
     where copy_number = 1
+{%- endmacro %}
+
+{#- The rows of one relation that are not in the other, either way: what changed between the record of the last
+    build and tonight's values of the same kind (exchange rates, unit costs). -#}
+{% macro rebuild_plan_changed_rows(one, other) -%}
+    select * from (select * from {{ one }} except select * from {{ other }}) as added
+    union all
+    select * from (select * from {{ other }} except select * from {{ one }}) as removed
+{%- endmacro %}
+
+{#- The filter of a chain model's order lines when it builds incrementally: every copy of the touched orders'
+    lines, wherever the copy is (the copies of a line decide which one is kept). -#}
+{% macro rebuild_plan_copies_of_touched_lines(touched) -%}
+    where order_line_id in (
+        select order_line_id from {{ ref('stg_erp__order_lines') }}
+        where order_id in (select order_id from {{ touched }})
+    )
 {%- endmacro %}

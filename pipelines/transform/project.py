@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from pipelines.ingest.loader import file_sha256
 from pipelines.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def project_checksum() -> str:
     )
     for path in files:
         digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(file_sha256(path).encode())
     return digest.hexdigest()
 
 

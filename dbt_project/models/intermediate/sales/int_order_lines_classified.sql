@@ -13,11 +13,7 @@
 with order_lines as (
     select * from {{ ref('stg_erp__order_lines') }}
     {%- if only_touched %}
-        -- every copy of the touched orders' lines: the copies decide which one is kept
-        where order_line_id in (
-            select order_line_id from {{ ref('stg_erp__order_lines') }}
-            where order_id in (select order_id from {{ touched }})
-        )
+        {{ rebuild_plan_copies_of_touched_lines(touched) }}
     {%- endif %}
 ),
 

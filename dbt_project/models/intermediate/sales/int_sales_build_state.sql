@@ -28,63 +28,32 @@ costs as (
     {{ product_unit_costs(ref('stg_erp__products')) }}
 ),
 
+{#- Every row has every column: a kind fills its own and leaves the others null, typed, except the rates' and the
+    costs' values, which their own branch types, so that each is recorded exactly as read. -#}
+{%- set text = 'cast(null as ' ~ dbt.type_string() ~ ')' %}
+{%- set nulls = {
+    'as_of': 'cast(null as date)', 'build_settings': text, 'source_name': text, 'source_file': text, 'run_id': text,
+    'currency_code': text, 'rate_month': 'null', 'eur_per_unit': 'null', 'product_id': text, 'unit_cost': 'null',
+} %}
+{%- set kinds = [
+    ('build', 'plan', ['as_of', 'build_settings']),
+    ('load', 'loads', ['source_name', 'source_file', 'run_id']),
+    ('rate', 'rates', ['currency_code', 'rate_month', 'eur_per_unit']),
+    ('cost', 'costs', ['product_id', 'unit_cost']),
+] %}
+
 final as (
-    select
-        'build' as kind,
-        as_of,
-        build_settings,
-        cast(null as {{ dbt.type_string() }}) as source_name,
-        cast(null as {{ dbt.type_string() }}) as source_file,
-        cast(null as {{ dbt.type_string() }}) as run_id,
-        cast(null as {{ dbt.type_string() }}) as currency_code,
-        -- typed by the rates' and the costs' branches, so that each is recorded exactly as read
-        null as rate_month,
-        null as eur_per_unit,
-        cast(null as {{ dbt.type_string() }}) as product_id,
-        null as unit_cost
-    from plan
-    union all
-    select
-        'load' as kind,
-        cast(null as date) as as_of,
-        cast(null as {{ dbt.type_string() }}) as build_settings,
-        source_name,
-        source_file,
-        run_id,
-        cast(null as {{ dbt.type_string() }}) as currency_code,
-        null as rate_month,
-        null as eur_per_unit,
-        cast(null as {{ dbt.type_string() }}) as product_id,
-        null as unit_cost
-    from loads
-    union all
-    select
-        'rate' as kind,
-        cast(null as date) as as_of,
-        cast(null as {{ dbt.type_string() }}) as build_settings,
-        cast(null as {{ dbt.type_string() }}) as source_name,
-        cast(null as {{ dbt.type_string() }}) as source_file,
-        cast(null as {{ dbt.type_string() }}) as run_id,
-        currency_code,
-        rate_month,
-        eur_per_unit,
-        cast(null as {{ dbt.type_string() }}) as product_id,
-        null as unit_cost
-    from rates
-    union all
-    select
-        'cost' as kind,
-        cast(null as date) as as_of,
-        cast(null as {{ dbt.type_string() }}) as build_settings,
-        cast(null as {{ dbt.type_string() }}) as source_name,
-        cast(null as {{ dbt.type_string() }}) as source_file,
-        cast(null as {{ dbt.type_string() }}) as run_id,
-        cast(null as {{ dbt.type_string() }}) as currency_code,
-        null as rate_month,
-        null as eur_per_unit,
-        product_id,
-        unit_cost
-    from costs
+    {%- for kind, rows, filled in kinds %}
+        {%- if not loop.first %}
+            union all
+        {%- endif %}
+        select
+            '{{ kind }}' as kind,
+            {%- for column, empty in nulls.items() %}
+                {{ column if column in filled else empty }} as {{ column }}{% if not loop.last %},{% endif %}
+            {%- endfor %}
+        from {{ rows }}
+    {%- endfor %}
 )
 
 select * from final

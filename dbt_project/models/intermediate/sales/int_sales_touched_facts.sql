@@ -73,17 +73,8 @@
     ),
 
     cost_changes as (
-        select product_id from (
-            select * from costs
-            except
-            select * from seen_costs
-        ) as added
-        union
-        select product_id from (
-            select * from seen_costs
-            except
-            select * from costs
-        ) as removed
+        select distinct product_id
+        from ({{ rebuild_plan_changed_rows('costs', 'seen_costs') }}) as changed
     ),
 
     touched_orders as (

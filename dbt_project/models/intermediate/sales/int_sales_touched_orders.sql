@@ -150,19 +150,7 @@
         select
             currency_code,
             min(rate_month) as from_month
-        from (
-            select * from (
-                select * from rates
-                except
-                select * from seen_rates
-            ) as added
-            union all
-            select * from (
-                select * from seen_rates
-                except
-                select * from rates
-            ) as removed
-        ) as changed
+        from ({{ rebuild_plan_changed_rows('rates', 'seen_rates') }}) as changed
         group by currency_code
     ),
 
