@@ -25,6 +25,7 @@ from models_ml.churn import (
     score_churn,
     train_churn_model,
     train_recency_baseline,
+    training_sample,
     usable_features,
 )
 from models_ml.clv import (
@@ -131,6 +132,7 @@ __all__ = [
     "tier_movement",
     "train_churn_model",
     "train_recency_baseline",
+    "training_sample",
     "usable_features",
     "validate_columns",
 ]

@@ -4,7 +4,8 @@ A gradient-boosted tree classifier (scikit-learn's ``HistGradientBoostingClassif
 function approximation: a gradient boosting machine", Annals of Statistics 2001, with LightGBM-style histograms)
 is trained on customers' features as of an earlier cutoff with the label "no purchase in the N days after it",
 and judged out of time on a later cutoff against a recency-only baseline (a logistic regression on the log of the
-days since the last order). The figures kept are the ones a marketer asks for: AUC, lift in the top decile (how
+days since the last order); at a cutoff with many customers the trees learn from a seeded sample of them
+(:func:`training_sample`, the setting churn_training_customers), and are judged on every one. The figures kept are the ones a marketer asks for: AUC, lift in the top decile (how
 many times the average churn rate the riskiest 10% have), calibration (Brier score and observed against predicted
 rate per decile), the ROC curve and the cumulative gains (the share of churners in the riskiest 10%, 20%, ...), and
 the drivers (permutation importance, Breiman 2001: how much the AUC drops when a feature is shuffled). A customer's
@@ -59,12 +60,15 @@ ROC_POINTS = 51
 
 @dataclass(frozen=True)
 class ChurnModel:
-    """A fitted churn classifier, the features it reads, and each feature's typical value (the median)."""
+    """A fitted churn classifier, the features it reads, each feature's typical value (the median), and how many
+    customers the trees learnt from (of how many at the cutoff)."""
 
     estimator: object
     features: tuple[str, ...]
     typical: dict[str, float]
     seed: int
+    trained_on: int = 0
+    customers: int = 0
 
     def predict(self, customers: pl.DataFrame) -> np.ndarray:
         """The churn probability of each customer: ``predict_proba``'s very numbers, from the trees' codes
@@ -103,8 +107,35 @@ def _recency_matrix(customers: pl.DataFrame, recency_feature: str) -> np.ndarray
     return np.log1p(customers[recency_feature].cast(pl.Float64).fill_null(0).clip(0).to_numpy()).reshape(-1, 1)
 
 
+def training_sample(customers: pl.DataFrame, size: int | None, *, label: str = LABEL, seed: int = 0) -> pl.DataFrame:
+    """The customers of a labelled cutoff the trees learn from: all of them when they are no more than ``size``
+    (or ``size`` is None), else a seeded random ``size`` of them in the cutoff's shares of churners and stayers
+    (each outcome's count rounded, at least one of each), in the cutoff's order."""
+    if size is None or customers.height <= size:
+        return customers
+    if size < 2:
+        raise ValueError(f"churn: a training sample needs at least 2 customers, not {size!r}")
+    churned = customers[label].cast(pl.Boolean).fill_null(False).to_numpy()
+    rows = np.arange(customers.height)
+    churners, stayers = rows[churned], rows[~churned]
+    if not len(churners) or not len(stayers):
+        kept = np.random.default_rng(seed).choice(rows, size=size, replace=False)
+    else:
+        share = round(size * len(churners) / customers.height)
+        take = min(max(share, 1, size - len(stayers)), len(churners), size - 1)
+        rng = np.random.default_rng(seed)
+        kept = np.concatenate([rng.choice(churners, size=take, replace=False),
+                               rng.choice(stayers, size=size - take, replace=False)])  # fmt: skip
+    return customers[np.sort(kept)]
+
+
 def train_churn_model(
-    customers: pl.DataFrame, features: Sequence[str], *, label: str = LABEL, seed: int = 0
+    customers: pl.DataFrame,
+    features: Sequence[str],
+    *,
+    label: str = LABEL,
+    seed: int = 0,
+    sample: int | None = None,
 ) -> ChurnModel:
     """Fit the gradient-boosted classifier on one cutoff's features and labels.
 
@@ -115,6 +146,9 @@ def train_churn_model(
         (true when the customer made no purchase in the N days after the cutoff).
     features
         The feature columns, in the order the model reads them.
+    sample
+        The trees learn from at most this many of the customers (:func:`training_sample`; None: all of them);
+        the features' typical values are every customer's.
     """
     _validate(customers, [*features, label], "training data")
     labels = customers[label].cast(pl.Int8).to_numpy()
@@ -124,6 +158,11 @@ def train_churn_model(
     if missing:
         # the trees' binning cannot place a feature with no value at all (sklearn fails with "window shape")
         raise InsufficientDataError(f"churn: feature(s) {', '.join(missing)} have no value for any customer")
+    everyone, customers = customers, training_sample(customers, sample, label=label, seed=seed)
+    if any(_known(customers, feature) == 0 for feature in features):
+        # a feature a few customers have can miss the sample altogether: then everyone is learnt from
+        customers = everyone
+    labels = customers[label].cast(pl.Int8).to_numpy()
     # Small trees and early stopping on an inner validation split (a fifth of the training cutoff's customers):
     # the number of trees is chosen on data the trees did not see, never on the test cutoff.
     minority = int(min(labels.sum(), len(labels) - labels.sum()))
@@ -133,8 +172,8 @@ def train_churn_model(
         random_state=seed,
     )  # fmt: skip
     estimator.fit(_matrix(customers, features), labels)
-    typical = {feature: float(customers[feature].cast(pl.Float64).median() or 0.0) for feature in features}
-    return ChurnModel(estimator, tuple(features), typical, seed)
+    typical = {feature: float(everyone[feature].cast(pl.Float64).median() or 0.0) for feature in features}
+    return ChurnModel(estimator, tuple(features), typical, seed, customers.height, everyone.height)
 
 
 def train_recency_baseline(
@@ -542,6 +581,7 @@ def choose_churn(
     labels_in_words: Mapping[str, str] | None = None,
     exclude: Collection[str] = (),
     seed: int = 0,
+    sample: int | None = None,
 ) -> ChurnRun:
     """Train at one cutoff, test out of time at a later one against the recency baseline, choose, refit, score.
 
@@ -567,7 +607,11 @@ def choose_churn(
     labels_in_words
         Feature -> words, for drivers, reasons and notes.
     seed
-        Seeds the model and the permutation importance.
+        Seeds the model, its training sample and the permutation importance.
+    sample
+        The trees learn from at most this many customers of a cutoff (a seeded sample in its shares of churners
+        and stayers, :func:`training_sample`; None: all of them). They are judged on every customer of the test
+        cutoff, and the baselines learn from every customer.
 
     Returns
     -------
@@ -618,20 +662,33 @@ def choose_churn(
         return _scored(train_recency_baseline(test, recency_feature, label=label), None, current, verdict, kept,
                        dropped, words)  # fmt: skip
 
-    model = train_churn_model(train, kept, label=label, seed=seed)
+    model = train_churn_model(train, kept, label=label, seed=seed, sample=sample)
     baseline = train_recency_baseline(train, recency_feature, label=label)
     figures = evaluate_churn(model, baseline, test, label=label, labels_in_words=words)
     comparison = compare(figures["model"], figures["baseline"], "auc", lower_is_better=False, label="out-of-time AUC")
     notes.append(comparison.sentence)
     if not comparison.beats:
         notes.append(BASELINE_PUBLISHED)
+    # the published scores come from a refit on the latest labelled cutoff (the test cutoff)
+    scorer = train_churn_model(test, kept, label=label, seed=seed, sample=sample) if comparison.beats else None
+    sampled = [fit for fit in (model, scorer) if fit is not None and fit.trained_on < fit.customers]
+    if sampled:
+        notes.append(_sample_note(sampled))
     source = "model" if comparison.beats else "baseline"
     verdict = Verdict(source, comparison.beats, figures["model"], figures["baseline"], tuple(notes))
-    # the published scores come from a refit on the latest labelled cutoff (the test cutoff)
-    scorer = train_churn_model(test, kept, label=label, seed=seed) if comparison.beats else None
     drivers = [driver["feature"] for driver in figures["model"]["drivers"]]
     latest_baseline = train_recency_baseline(test, recency_feature, label=label)
     return _scored(latest_baseline, scorer, current, verdict, kept, dropped, words, drivers)
+
+
+def _sample_note(sampled: Sequence[ChurnModel]) -> str:
+    """What the trees learnt from when they learnt from a sample, in words."""
+    cutoffs = " and ".join(f"{fit.trained_on:,} of the {fit.customers:,} customers" for fit in sampled)
+    return (
+        f"The trees learnt from a random sample ({cutoffs} at the {'cutoffs' if len(sampled) > 1 else 'cutoff'}"
+        " they were fitted at, in the same shares of churners and stayers; setting churn_training_customers); the"
+        " AUC is measured on every customer of the test cutoff."
+    )
 
 
 def _scored(
@@ -734,17 +791,20 @@ class ChurnFit:
     training_to: date
 
 
-def churn_fit_key(current: CutoffHistory, window_days: int, exclude: Collection[str] = (), seed: int = 0) -> str:
+def churn_fit_key(
+    current: CutoffHistory, window_days: int, exclude: Collection[str] = (), seed: int = 0, sample: int | None = None
+) -> str:
     """The fingerprint of what a churn fit depends on besides the data: the churn window, the features the
     customers to score carry (a source that appears or goes changes them), the features left out, the seed, the
-    format of the stored fit and the versions of the libraries that fitted it. A stored fit is reused only under
-    the same key."""
+    training sample's size, the format of the stored fit and the versions of the libraries that fitted it. A stored
+    fit is reused only under the same key."""
     return fingerprint(
         format=CHURN_FIT_FORMAT,
         window_days=window_days,
         columns=sorted(current.behaviour.columns),
         exclude=sorted(exclude),
         seed=seed,
+        sample=sample,
         versions={"scikit-learn": sklearn.__version__, "numpy": np.__version__},
     )
 
@@ -781,6 +841,7 @@ def run_churn(
     exclude: Collection[str] = (),
     feature_label: Callable[[str], str] = str,
     seed: int = 0,
+    sample: int | None = None,
     stored: StoredFit | None = None,
 ) -> ModelOutput:
     """The churn run (``ml.churn_scores``): each cutoff's frame (:func:`churn_frame`), then :func:`choose_churn`;
@@ -801,8 +862,8 @@ def run_churn(
         Features left out (e.g. the engagement features, to measure what they add); recorded in the parameters.
     feature_label
         A feature's words, for drivers, reasons and notes.
-    seed
-        As for :func:`choose_churn`.
+    seed, sample
+        As for :func:`choose_churn` (the sample's size is recorded in the parameters).
     stored
         An earlier night's fit under this run's key (the caller checks the key and that it is due no refit).
     """
@@ -826,17 +887,19 @@ def run_churn(
         "features": features,
         **({"excluded_features": excluded} if excluded else {}),
         "estimator": "HistGradientBoostingClassifier",
+        "training_sample": sample,
         "baseline": "logistic regression on log(1 + days since the last order)",
     }
     facts = {"rows_used": train.height + test.height, "training_from": cutoffs.train, "training_to": cutoffs.anchor}
 
     def attempt() -> ModelOutput:
         churn = choose_churn(
-            train, test, current, features, labels_in_words={f: feature_label(f) for f in features}, seed=seed
-        )
+            train, test, current, features, labels_in_words={f: feature_label(f) for f in features}, seed=seed,
+            sample=sample,
+        )  # fmt: skip
         chosen = parameters | {"features": list(churn.features), "dropped_features": dict(churn.dropped_features)}
         fit = ChurnFit(replace(churn, scores=churn.scores.clear()), chosen, **facts)
-        key = churn_fit_key(inputs.current, window_days, exclude, seed)
+        key = churn_fit_key(inputs.current, window_days, exclude, seed, sample)
         return ModelOutput({"churn_scores": churn.scores}, churn.verdict, chosen, **facts, fit=fit, fit_key=key)
 
     return refusing(attempt, ModelOutput({"churn_scores": no_churn_scores(current)}, parameters=parameters, **facts))

@@ -415,7 +415,9 @@ def evaluate(truth_dir: Path | None, as_json: bool) -> None:
     if not (truth_dir / "people.parquet").exists():
         raise click.ClickException(f"{truth_dir} holds no demo truth (people.parquet); only demo data can be judged")
     as_of = date.fromisoformat(published["as_of"])
-    figures = evaluate_models(Path(published["path"]), truth_dir, as_of, settings.churn_window_days)
+    figures = evaluate_models(
+        Path(published["path"]), truth_dir, as_of, settings.churn_window_days, settings.churn_training_customers
+    )
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return

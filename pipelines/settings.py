@@ -45,6 +45,7 @@ class Settings:
     display_locale: str
     rfm_window_days: int
     churn_window_days: int
+    churn_training_customers: int
     model_refit_days: int
     clv_horizon_months: int
     clv_discount_rate: float
@@ -223,6 +224,7 @@ _RULES: dict[str, Callable[[object], str | None]] = {
     "keep_snapshots": _between(1),
     "rfm_window_days": _between(1),
     "churn_window_days": _between(1),
+    "churn_training_customers": _between(1000),
     "model_refit_days": _between(1),
     "clv_horizon_months": _between(1),
     "outlier_date_span_years": _between(1),

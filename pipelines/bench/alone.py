@@ -7,8 +7,10 @@ prints one JSON line: each model's seconds under its stage name (``dbt_models: <
 
 Why: the night runs two models at a time (the profile's threads), so a model's time in the night also says what
 ran beside it, and what runs beside it differs between sizes; alone, its times at two sizes say how the model itself
-grows. Models only (`dbt run`: no tests, no snapshot); they rebuild from the same tables, so the marts come out as
-the night left them.
+grows. Models only (`dbt run`: no tests, no snapshot), each rebuilt whole (`--full-refresh`): the models built
+incrementally (the order facts, docs/operations.md) would otherwise find nothing changed since the night and rebuild
+nothing, where the night measured (the first on its warehouse) built them whole. They rebuild from the same tables,
+so the marts come out as the night left them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def model_seconds(run_results: dict, step: str) -> dict[str, float]:
 
 
 def run_alone(as_of: date) -> dict[str, float]:
-    """Run the night's dbt steps one model at a time on the settings' warehouse; each model's seconds."""
+    """Run the night's dbt steps one model at a time, each rebuilt whole, on the settings' warehouse; each model's
+    seconds."""
     from pipelines.resources import Warehouse
     from pipelines.settings import load_settings
     from pipelines.transform.assets import DBT_STEPS, dbt_build_args
@@ -47,7 +50,7 @@ def run_alone(as_of: date) -> dict[str, float]:
     for step, selection in DBT_STEPS.items():
         with tempfile.TemporaryDirectory(prefix=f"alone-{step}-") as target:
             selecting = [argument for how, what in selection.items() for argument in (f"--{how}", what)]
-            command = [DBT_EXECUTABLE, "run", *selecting, *variables, "--threads", "1"]
+            command = [DBT_EXECUTABLE, "run", *selecting, *variables, "--threads", "1", "--full-refresh"]
             command += ["--target-path", target, "--quiet"]
             done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=environ, capture_output=True, text=True)
             if done.returncode:

@@ -173,11 +173,14 @@ def build_ml_assets(settings: Settings) -> list[dg.AssetsDefinition]:
         with warehouse.connect() as connection:
             # the customers to score first: they say which stored fit, if any, tonight may score with
             inputs = churn_inputs(connection, run.as_of, window, labelled=False)
-            key = churn_fit_key(inputs.current, window)
+            key = churn_fit_key(inputs.current, window, sample=settings.churn_training_customers)
             stored = stored_fit(connection, run.model, key, run.as_of, settings.model_refit_days)
             if stored is None:
                 inputs = with_labelled_cutoffs(connection, inputs, window)
-        output = run_churn(inputs, window_days=window, feature_label=feature_label, stored=stored)
+        output = run_churn(
+            inputs, window_days=window, feature_label=feature_label, sample=settings.churn_training_customers,
+            stored=stored,
+        )  # fmt: skip
         model_run_id = save_run(warehouse, run, output)
         baseline = run.baseline_metrics or {}
         yield _materialized(

@@ -91,15 +91,25 @@ CHURN_RUN_SQL = """select score_source, metrics ->> 'auc', baseline_metrics ->> 
 where model_run_id = (select any_value(model_run_id) from ml.churn_scores where as_of = $as_of)"""
 
 
-def churn_without_engagement(connection: duckdb.DuckDBPyConnection, as_of: date, window_days: int):
-    """The churn run as the night makes it, from the same snapshot, without the engagement features: its
-    ``ModelOutput`` (scores, and the out-of-time figures of the model and the recency baseline)."""
+def churn_without_engagement(
+    connection: duckdb.DuckDBPyConnection, as_of: date, window_days: int, sample: int | None = None
+):
+    """The churn run as the night makes it (``sample``: the setting churn_training_customers), from the same
+    snapshot, without the engagement features: its ``ModelOutput`` (scores, and the out-of-time figures of the
+    model and the recency baseline)."""
     inputs = churn_inputs(connection, as_of, window_days)
-    return run_churn(inputs, window_days=window_days, exclude=ENGAGEMENT_FEATURES, feature_label=feature_label)
+    return run_churn(
+        inputs, window_days=window_days, exclude=ENGAGEMENT_FEATURES, feature_label=feature_label, sample=sample
+    )
 
 
 def churn_against_truth(
-    connection: duckdb.DuckDBPyConnection, truth_dir: Path, as_of: date, window_days: int, ceiling: pl.DataFrame
+    connection: duckdb.DuckDBPyConnection,
+    truth_dir: Path,
+    as_of: date,
+    window_days: int,
+    ceiling: pl.DataFrame,
+    sample: int | None = None,
 ) -> dict[str, dict]:
     """Out-of-time AUC of the churn scores at the cutoff, against whether each customer bought in the window
     after it, for the model, the model without engagement features, the recency baseline and the oracle (1 for a
@@ -113,7 +123,7 @@ def churn_against_truth(
         params={"as_of": as_of},
     ).pl()
     published = next(iter(connection.sql(CHURN_RUN_SQL, params={"as_of": as_of}).fetchall()), (None, None, None))
-    without = churn_without_engagement(connection, as_of, window_days)
+    without = churn_without_engagement(connection, as_of, window_days, sample)
     without_scores = without.tables["churn_scores"].select("customer_id", without_engagement="churn_probability")
     future = pl.read_parquet(truth_dir / "future_orders.parquet")
     end = as_of + timedelta(days=window_days)
@@ -174,11 +184,14 @@ def _number(text: str | None) -> float | None:
     return None if text is None else float(text)
 
 
-def evaluate(snapshot: Path, truth_dir: Path, as_of: date, window_days: int) -> dict[str, dict]:
-    """Every model beside its baseline and the oracle, read from a published snapshot."""
+def evaluate(
+    snapshot: Path, truth_dir: Path, as_of: date, window_days: int, sample: int | None = None
+) -> dict[str, dict]:
+    """Every model beside its baseline and the oracle, read from a published snapshot (``sample``: the setting
+    churn_training_customers, for churn re-run as the night runs it)."""
     with duckdb.connect(str(snapshot), read_only=True) as connection:
         ceiling = history_ceiling(connection, truth_dir, as_of)
         return {
             "clv": clv_against_truth(connection, truth_dir, as_of, ceiling),
-            "churn": churn_against_truth(connection, truth_dir, as_of, window_days, ceiling),
+            "churn": churn_against_truth(connection, truth_dir, as_of, window_days, ceiling, sample),
         }

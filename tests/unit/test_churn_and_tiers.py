@@ -11,6 +11,7 @@ from models_ml import (
     tier_movement,
     train_churn_model,
     train_recency_baseline,
+    training_sample,
 )
 
 FEATURES = ["recency_days", "bad_experiences_365d", "orders_365d"]
@@ -145,6 +146,35 @@ def test_churn_training_needs_both_classes_and_its_columns():
         train_churn_model(data, ["orders_90d"])
     with pytest.raises(ValueError, match="one class"):
         train_churn_model(data.with_columns(churned=pl.lit(True)), FEATURES)
+
+
+def test_the_training_sample_keeps_the_cutoffs_shares_of_churners_and_stayers():
+    customers = _customers(10_000, 11)
+    churners = int(customers["churned"].sum())
+    sample = training_sample(customers, 2_000, seed=4)
+    assert sample.height == 2_000 and sample["customer_id"].n_unique() == 2_000
+    assert int(sample["churned"].sum()) == round(2_000 * churners / customers.height)
+    assert sample["customer_id"].is_in(customers["customer_id"].implode()).all()
+    assert sample["customer_id"].to_list() == sorted(sample["customer_id"].to_list()), "in the cutoff's order"
+    assert sample.equals(training_sample(customers, 2_000, seed=4)), "the same sample each night"
+    assert not sample.equals(training_sample(customers, 2_000, seed=5))
+    assert training_sample(customers, 10_000) is customers and training_sample(customers, None) is customers
+    # a rare outcome keeps at least one customer, so the sample can still be learnt from
+    rare = customers.with_columns(churned=pl.col("customer_id") == "C000007")
+    assert training_sample(rare, 100)["churned"].sum() == 1
+
+
+def test_the_trees_learn_from_the_sample_and_take_typical_values_from_everyone():
+    train, test = _customers(12_000, 12), _customers(4_000, 13)
+    sampled = train_churn_model(train, FEATURES, seed=2, sample=3_000)
+    assert (sampled.trained_on, sampled.customers) == (3_000, 12_000)
+    alone = train_churn_model(training_sample(train, 3_000, seed=2), FEATURES, seed=2)
+    assert np.array_equal(sampled.estimator.predict_proba(test.select(FEATURES).to_numpy()),
+                          alone.estimator.predict_proba(test.select(FEATURES).to_numpy()))  # fmt: skip
+    assert sampled.typical == train_churn_model(train, FEATURES, seed=2).typical != alone.typical
+    # a feature only a few customers have may miss the sample: then the trees learn from everyone
+    rare = train.with_columns(rare=pl.when(pl.col("customer_id") == "C000005").then(1.0))
+    assert train_churn_model(rare, [*FEATURES, "rare"], seed=2, sample=3_000).trained_on == 12_000
 
 
 THRESHOLDS = {"silver": 250, "gold": 1000, "platinum": 3000}

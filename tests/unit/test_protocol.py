@@ -364,5 +364,18 @@ def test_the_churn_fit_key_changes_with_what_the_fit_depends_on(inputs):
         churn_fit_key(fewer, 90),
         churn_fit_key(inputs.current, 90, ENGAGEMENT),
         churn_fit_key(inputs.current, 90, seed=1),
+        churn_fit_key(inputs.current, 90, sample=300),
     ]
-    assert len({key, *others}) == 5
+    assert len({key, *others}) == 6
+
+
+def test_a_churn_run_learning_from_a_sample_says_so_and_is_still_judged_on_everyone(inputs, with_engagement):
+    sampled = run_churn(inputs, window_days=90, feature_label=str.upper, sample=300)
+    assert sampled.parameters["training_sample"] == 300 and with_engagement.parameters["training_sample"] is None
+    note = next(note for note in sampled.verdict.notes if "random sample" in note)
+    assert "300 of the 500 customers and 300 of the 500 customers at the cutoffs" in note
+    assert not any("random sample" in note for note in with_engagement.verdict.notes)
+    assert sampled.verdict.metrics["customers"] == with_engagement.verdict.metrics["customers"] == 500
+    assert sampled.verdict.metrics["auc"] != with_engagement.verdict.metrics["auc"], "other trees"
+    assert sampled.verdict.score_source == "model" and sampled.tables["churn_scores"].height == 200
+    assert sampled.fit_key == churn_fit_key(inputs.current, 90, sample=300) != with_engagement.fit_key
