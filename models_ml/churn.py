@@ -1,16 +1,17 @@
 """Churn: who will not buy again in the next N days, with the reasons for each customer.
 
 A gradient-boosted tree classifier (scikit-learn's ``HistGradientBoostingClassifier``, after Friedman, "Greedy
-function approximation: a gradient boosting machine", Annals of Statistics 2001, with LightGBM-style histograms)
-is trained on customers' features as of an earlier cutoff with the label "no purchase in the N days after it",
-and judged out of time on a later cutoff against a recency-only baseline (a logistic regression on the log of the
-days since the last order); at a cutoff with many customers the trees learn from a seeded sample of them
-(:func:`training_sample`, the setting churn_training_customers), and are judged on every one. The figures kept are the ones a marketer asks for: AUC, lift in the top decile (how
-many times the average churn rate the riskiest 10% have), calibration (Brier score and observed against predicted
-rate per decile), the ROC curve and the cumulative gains (the share of churners in the riskiest 10%, 20%, ...), and
-the drivers (permutation importance, Breiman 2001: how much the AUC drops when a feature is shuffled). A customer's
-own reasons are the features whose replacement by the population's typical value lowers their predicted churn
-probability most (an occlusion explanation: what about this customer raises the risk).
+function approximation: a gradient boosting machine", Annals of Statistics 2001, with LightGBM-style histograms) is
+trained on customers' features as of an earlier cutoff with the label "no purchase in the N days after it", and
+judged out of time on a later cutoff against a recency-only baseline (a logistic regression on the log of the days
+since the last order); at a cutoff with many customers the trees learn from a seeded sample of them
+(:func:`training_sample`, the setting churn_training_customers), and are judged on every one. The figures kept are
+the ones a marketer asks for: AUC, lift in the top decile (how many times the average churn rate the riskiest 10%
+have), calibration (Brier score and observed against predicted rate per decile), the ROC curve and the cumulative
+gains (the share of churners in the riskiest 10%, 20%, ...), and the drivers (permutation importance, Breiman 2001:
+how much the AUC drops when a feature is shuffled). A customer's own reasons are the features whose replacement by
+the population's typical value lowers their predicted churn probability most (an occlusion explanation: what about
+this customer raises the risk).
 
 The run (:func:`run_churn`) builds each cutoff's frame from what pipelines/ml/features.py loads: the behaviour
 features, the purchase model's P(alive) and expected purchases in the window (Fader, Hardie & Lee 2005, the BG/NBD
