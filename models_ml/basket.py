@@ -87,21 +87,42 @@ frequent_items as (
         and item_counts.item_baskets >= $min_baskets
 ),
 
+-- the pairs are formed and counted on a number per frequent item rather than on its text: the self-join compares
+-- and the grouping hashes millions of item pairs (at a million customers a fifth to a third of the statement's time)
+numbered_items as (
+    select
+        item,
+        row_number() over (order by item) as item_number
+    from frequent_items
+),
+
 frequent_lines as (
-    select lines.basket_id, lines.item
+    select
+        lines.basket_id,
+        numbered_items.item_number
     from lines
-    inner join frequent_items on lines.item = frequent_items.item
+    inner join numbered_items on lines.item = numbered_items.item
+),
+
+numbered_pairs as (
+    select
+        first_line.item_number as number_a,
+        second_line.item_number as number_b,
+        count(*) as both_baskets
+    from frequent_lines as first_line
+    inner join frequent_lines as second_line
+        on first_line.basket_id = second_line.basket_id and first_line.item_number < second_line.item_number
+    group by first_line.item_number, second_line.item_number
 ),
 
 pairs as (
     select
-        first_line.item as item_a,
-        second_line.item as item_b,
-        count(*) as both_baskets
-    from frequent_lines as first_line
-    inner join frequent_lines as second_line
-        on first_line.basket_id = second_line.basket_id and first_line.item < second_line.item
-    group by first_line.item, second_line.item
+        first_item.item as item_a,
+        second_item.item as item_b,
+        numbered_pairs.both_baskets
+    from numbered_pairs
+    inner join numbered_items as first_item on numbered_pairs.number_a = first_item.item_number
+    inner join numbered_items as second_item on numbered_pairs.number_b = second_item.item_number
 ),
 
 frequent_pairs as (
