@@ -119,12 +119,12 @@ def training_sample(customers: pl.DataFrame, size: int | None, *, label: str = L
     churned = customers[label].cast(pl.Boolean).fill_null(False).to_numpy()
     rows = np.arange(customers.height)
     churners, stayers = rows[churned], rows[~churned]
+    rng = np.random.default_rng(seed)
     if not len(churners) or not len(stayers):
-        kept = np.random.default_rng(seed).choice(rows, size=size, replace=False)
+        kept = rng.choice(rows, size=size, replace=False)
     else:
         share = round(size * len(churners) / customers.height)
         take = min(max(share, 1, size - len(stayers)), len(churners), size - 1)
-        rng = np.random.default_rng(seed)
         kept = np.concatenate([rng.choice(churners, size=take, replace=False),
                                rng.choice(stayers, size=size - take, replace=False)])  # fmt: skip
     return customers[np.sort(kept)]
