@@ -15,24 +15,37 @@ pytestmark = pytest.mark.integration
 SCORED = """
 with truth as (select * from read_parquet('{truth}/identity.parquet')),
 people as (select * from read_parquet('{truth}/people.parquet')),
-resolved as (select * from intermediate.int_identity_records_resolved),
-normalised as (select * from intermediate.int_identity_records_normalised)
+records as (
+    select
+        resolved.source_system,
+        resolved.source_record_id,
+        resolved.matched_by,
+        resolved.customer_id,
+        normalised.phone_key,
+        normalised.phone_candidates,
+        null as visitor_id,
+        normalised.known_erp_customer_id
+    from intermediate.int_identity_records_resolved as resolved
+    inner join intermediate.int_identity_records_normalised as normalised using (source_system, source_record_id)
+    union all
+    select 'web', session_id, matched_by, customer_id, null, null, visitor_id, erp_customer_id
+    from intermediate.int_web_sessions_resolved
+)
 select
-    resolved.source_system,
-    resolved.matched_by,
-    resolved.customer_id,
+    records.source_system,
+    records.matched_by,
+    records.customer_id,
     truth.person_id as true_person,
     coalesce(anchor.person_id, prospect.person_id) as resolved_person,
-    normalised.phone_key,
-    normalised.phone_candidates,
-    normalised.visitor_id,
-    normalised.known_erp_customer_id
-from resolved
-inner join normalised using (source_system, source_record_id)
+    records.phone_key,
+    records.phone_candidates,
+    records.visitor_id,
+    records.known_erp_customer_id
+from records
 left join truth using (source_system, source_record_id)
-left join people as anchor on resolved.customer_id = anchor.erp_customer_no
+left join people as anchor on records.customer_id = anchor.erp_customer_no
 left join truth as prospect
-    on prospect.source_system = 'crm' and concat('L', prospect.source_record_id) = resolved.customer_id
+    on prospect.source_system = 'crm' and concat('L', prospect.source_record_id) = records.customer_id
 """
 
 LINKABLE = """

@@ -22,8 +22,9 @@ responses as (
     select * from {{ ref('stg_marketing__responses') }}
 ),
 
+-- resolved as they are read (a view: int_identity_records_resolved holds the other records)
 sessions as (
-    select * from {{ ref('stg_web__sessions') }}
+    select * from {{ ref('int_web_sessions_resolved') }}
 ),
 
 cases as (
@@ -122,7 +123,7 @@ response_touches as (
 session_touches as (
     select
         concat('web_session:', sessions.session_id) as interaction_id,
-        identities.customer_id,
+        sessions.customer_id,
         'web_session' as interaction_type,
         'web_session' as channel_id,
         'inbound' as direction,
@@ -135,8 +136,6 @@ session_touches as (
         sessions.source_file,
         sessions.source_row_number
     from sessions
-    left join identities
-        on identities.source_system = 'web' and sessions.session_id = identities.source_record_id
 ),
 
 case_touches as (

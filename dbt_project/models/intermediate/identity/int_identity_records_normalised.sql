@@ -1,8 +1,11 @@
-{#- Every source record that can name a person as of the cutoff, with its identity keys normalised: the known
-    cross-system key (an ERP customer number), email, phone in E.164, name and postcode, and the web visitor
-    cookie. National phone numbers are read in the record's country, else the default_country setting. Records
-    dated on or after the cutoff (contacts created, calls, sessions) are not known yet; ERP customers are the
-    kept ones of int_erp_customers_classified, with those known only from their orders. -#}
+{#- Every source record that can name a person as of the cutoff but a web session, with its identity keys
+    normalised: the known cross-system key (an ERP customer number), email, phone in E.164, name and postcode.
+    National phone numbers are read in the record's country, else the default_country setting. Records dated on
+    or after the cutoff (contacts created, calls) are not known yet; ERP customers are the kept ones of
+    int_erp_customers_classified, with those known only from their orders. Web sessions carry only a login's
+    customer number and a visitor cookie, and are most of the records (13 of 16 million at a million customers):
+    int_web_sessions_resolved resolves them where they are read, rather than copying them here and again into
+    int_identity_records_resolved (two tables of 13 million rows written each night to no other use). -#}
 with erp_customers as (
     select * from {{ ref('int_erp_customers_classified') }}
     where exclusion_reason_code is null
@@ -16,12 +19,6 @@ contacts as (
 calls as (
     select * from {{ ref('stg_callcenter__calls') }}
     where {{ local_date('started_at') }} < {{ as_of_date() }}
-),
-
--- only the sessions within a day of the cutoff need the timezone conversion (local_date_before_cutoff)
-sessions as (
-    select * from {{ ref('stg_web__sessions') }}
-    where {{ local_date_before_cutoff('started_at') }}
 ),
 
 countries as (
@@ -68,7 +65,6 @@ erp_records as (
         cast(null as varchar) as second_phone_key,
         {{ name_key('first_name', 'last_name') }} as name_key,
         {{ postcode_key('postcode') }} as postcode_key,
-        cast(null as varchar) as visitor_id,
         cast(null as varchar[]) as phone_candidates
     from erp_customers_located
 ),
@@ -84,7 +80,6 @@ crm_records as (
         {{ phone_e164('office_phone', 'calling_code', 'trunk_prefix') }} as second_phone_key,
         {{ name_key('first_name', 'last_name') }} as name_key,
         {{ postcode_key('postcode') }} as postcode_key,
-        cast(null as varchar) as visitor_id,
         cast(null as varchar[]) as phone_candidates
     from contacts_located
 ),
@@ -125,27 +120,10 @@ call_records as (
         cast(null as varchar) as second_phone_key,
         cast(null as varchar) as name_key,
         cast(null as varchar) as postcode_key,
-        cast(null as varchar) as visitor_id,
         call_phone_candidates.phone_candidates
     from calls
     cross join default_country
     left join call_phone_candidates on calls.call_id = call_phone_candidates.call_id
-),
-
-session_records as (
-    select
-        'web' as source_system,
-        'sessions' as source_table,
-        session_id as source_record_id,
-        erp_customer_id as known_erp_customer_id,
-        cast(null as varchar) as email_key,
-        cast(null as varchar) as phone_key,
-        cast(null as varchar) as second_phone_key,
-        cast(null as varchar) as name_key,
-        cast(null as varchar) as postcode_key,
-        visitor_id,
-        cast(null as varchar[]) as phone_candidates
-    from sessions
 ),
 
 final as (
@@ -154,8 +132,6 @@ final as (
     select * from crm_records
     union all
     select * from call_records
-    union all
-    select * from session_records
 )
 
 select * from final

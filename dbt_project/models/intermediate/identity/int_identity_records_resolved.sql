@@ -1,37 +1,25 @@
-{#- Each source record resolved to a customer by deterministic rules in priority order:
+{#- Each source record but a web session resolved to a customer by deterministic rules in priority order:
       1. the ERP customer number the record carries (a known cross-system key);
       2. its email, 3. its phone, 4. its name and postcode, each only when it points to exactly one ERP customer;
       5. the email or phone of a record resolved by 1-4 (a call from the mobile number of a CRM contact that
          carries an ERP customer number), again only when unambiguous; a caller number in national form is read
-         in every known country and matched when exactly one reading points to exactly one customer;
-      6. for a web session, the visitor cookie of sessions where the same visitor logged in as one customer.
+         in every known country and matched when exactly one reading points to exactly one customer.
     ERP customers are the anchors: their customer_id is the ERP customer number, so it never changes when new
     data arrives. CRM contacts that match no customer are prospects (leads): contacts sharing an email or a phone
     are one prospect, whose id is 'L' followed by the first of its contact ids.
-    A web session carries only the customer number of a login and the visitor cookie, so only rules 1 and 6 can
-    match it; sessions are most of the records (13 of 16 million at a million customers), so they are resolved
-    apart by those two rules, and rules 2-5 run over the other records only. -#}
+    A web session carries only the customer number of a login and the visitor cookie, so only rule 1 and rule 6
+    (the visitor cookie of sessions where the same visitor logged in as one customer) can match it: sessions, 13
+    of 16 million records at a million customers, are resolved where they are read (int_web_sessions_resolved). -#}
 -- Each import reads the table with its own filter rather than through one CTE of all records: an engine may
 -- materialise a CTE read several times (DuckDB does), and copying the 16 million records of a million customers
--- spilled 17 GB to disk.
+-- (sessions included, then) spilled 17 GB to disk.
 with erp_records as (
     select * from {{ ref('int_identity_records_normalised') }}
     where source_system = 'erp'
 ),
 
-other_records as (
+records as (
     select * from {{ ref('int_identity_records_normalised') }}
-    where source_system <> 'web'
-),
-
-sessions as (
-    select * from {{ ref('int_identity_records_normalised') }}
-    where source_system = 'web'
-),
-
-session_logins as (
-    select * from {{ ref('int_identity_records_normalised') }}
-    where source_system = 'web' and known_erp_customer_id is not null
 ),
 
 erp_customers as (
@@ -100,7 +88,7 @@ first_pass as (
             when phone.customer_id is not null or second_phone.customer_id is not null then 'phone'
             when name_postcode.customer_id is not null then 'name and postcode'
         end as matched_by
-    from other_records as records
+    from records
     left join erp_customers as known on records.known_erp_customer_id = known.customer_id
     left join by_email as email on records.email_key = email.email_key
     left join by_phone as phone on records.phone_key = phone.phone_key
@@ -202,7 +190,7 @@ leads as (
     group by contacts.source_record_id
 ),
 
-other_records_resolved as (
+resolved as (
     select
         second_pass.source_system,
         second_pass.source_table,
@@ -217,46 +205,8 @@ other_records_resolved as (
         on second_pass.source_system = 'crm' and second_pass.source_record_id = leads.source_record_id
 ),
 
--- Rule 6 learns from logins only: the customer number a session carries, when it is an ERP customer's.
-visitor_logins as (
-    select
-        session_logins.visitor_id,
-        known.customer_id
-    from session_logins
-    inner join erp_customers as known on session_logins.known_erp_customer_id = known.customer_id
-),
-
-by_visitor as (
-    select
-        visitor_id,
-        min(customer_id) as customer_id
-    from visitor_logins
-    group by visitor_id
-    having min(customer_id) = max(customer_id)
-),
-
-sessions_resolved as (
-    select
-        sessions.source_system,
-        sessions.source_table,
-        sessions.source_record_id,
-        concat(sessions.source_system, ':', sessions.source_record_id) as source_key,
-        coalesce(known.customer_id, visitor.customer_id) as customer_id,
-        case
-            when known.customer_id is not null then 'erp customer number'
-            when visitor.customer_id is not null then 'visitor cookie'
-        end as matched_by,
-        false as is_prospect
-    from sessions
-    left join erp_customers as known on sessions.known_erp_customer_id = known.customer_id
-    left join by_visitor as visitor
-        on sessions.visitor_id = visitor.visitor_id and known.customer_id is null
-),
-
 final as (
-    select * from other_records_resolved
-    union all
-    select * from sessions_resolved
+    select * from resolved
 )
 
 select * from final
