@@ -65,3 +65,29 @@
         else upper(left(trim({{ postcode }}), 2))
     end
 {%- endmacro %}
+
+{#- Web sessions resolved by the two identity rules a session can meet (int_identity_records_resolved numbers
+    them): 1. its login's ERP customer number, when it is a kept ERP customer's; 6. else its visitor cookie, when
+    that visitor's logins name exactly one such customer (int_web_visitors_resolved). `sessions` names a relation
+    (or CTE) of stg_web__sessions rows: the view of every session before the cutoff (int_web_sessions_resolved),
+    or the sessions the interactions rebuild, filtered before these joins rather than after them. -#}
+{% macro resolve_web_sessions(sessions) -%}
+    select
+        {{ sessions }}.session_id,
+        {{ sessions }}.visitor_id,
+        {{ sessions }}.erp_customer_id,
+        {{ sessions }}.started_at,
+        {{ sessions }}.ended_at,
+        {{ sessions }}.source_file,
+        {{ sessions }}.source_row_number,
+        coalesce(known.erp_customer_id, visitor.customer_id) as customer_id,
+        case
+            when known.erp_customer_id is not null then 'erp customer number'
+            when visitor.customer_id is not null then 'visitor cookie'
+        end as matched_by
+    from {{ sessions }}
+    left join {{ ref('int_erp_customers_classified') }} as known
+        on {{ sessions }}.erp_customer_id = known.erp_customer_id and known.exclusion_reason_code is null
+    left join {{ ref('int_web_visitors_resolved') }} as visitor
+        on {{ sessions }}.visitor_id = visitor.visitor_id and known.erp_customer_id is null
+{%- endmacro %}

@@ -1,11 +1,14 @@
-{#- Facts built incrementally: the order chain (int_orders_classified, int_order_lines_classified) and its facts
-    (fct_order_lines, fct_orders) rebuild only the orders whose fate or facts can have moved since their last
-    build, when that build is known and comparable, and in full otherwise. int_sales_rebuild_plan decides (one
-    row: build_mode 'full' or 'incremental', and why), int_sales_touched_orders lists the orders whose fate to
-    rebuild, int_sales_touched_facts the orders whose facts to rebuild and their customers, int_sales_build_state
-    records what a finished build saw (the files and runs of its raw rows, the exchange rates, the unit costs,
-    the cutoff, the settings and the code). A model takes part with `meta: {rebuild_plan: sales}`,
-    `materialized: incremental` and the pre-hooks below (dbt_project.yml; docs/operations.md). -#}
+{#- Facts built incrementally: the order chain (int_orders_classified, int_order_lines_classified), its facts
+    (fct_order_lines, fct_orders) and the interactions (fct_interactions) rebuild only the orders and
+    interactions whose fate or facts can have moved since their last build, when that build is known and
+    comparable, and in full otherwise. int_sales_rebuild_plan decides (one row: build_mode 'full' or
+    'incremental', and why), int_sales_touched_orders lists the orders whose fate to rebuild,
+    int_sales_touched_facts the orders whose facts to rebuild and their customers, int_interactions_touched the
+    interactions to rebuild, int_sales_build_state records what a finished build saw (the files and runs of its
+    raw rows, the exchange rates, the unit costs, the identities, customer keys, visitors and campaigns the
+    interactions read, the cutoff, the settings and the code). A model takes part with
+    `meta: {rebuild_plan: sales}`, `materialized: incremental` and the pre-hooks below (dbt_project.yml;
+    docs/operations.md). -#}
 
 {#- dbt's own should_full_refresh, and for a model of a rebuild plan: in full unless its plan, built in this
     invocation, says incremental. dbt's incremental materialization then takes its full-refresh route (the same
@@ -52,18 +55,64 @@
         'reporting_currency': var('reporting_currency'),
         'timezone': var('timezone'),
         'outlier_date_span_years': var('outlier_date_span_years', 100),
+        'default_country': var('default_country'),
         'project_checksum': var('project_checksum', none),
     } -%}
     {{ return(settings | tojson) }}
 {%- endmacro %}
 
-{#- Every (raw table, file, run) the chain reads rows of: a build's record of what it saw. -#}
-{% macro rebuild_plan_loads() -%}
-    select distinct 'orders' as source_name, _file as source_file, _run_id as run_id
-    from {{ source('erp', 'orders') }}
-    union all
-    select distinct 'order_lines' as source_name, _file as source_file, _run_id as run_id
-    from {{ source('erp', 'order_lines') }}
+{#- Every (raw table, file, run) the chain and the interactions read rows of, or of the raw tables `names`: a
+    build's record of what it saw. -#}
+{% macro rebuild_plan_loads(names=none) -%}
+    {%- set tables = [
+        ('orders', source('erp', 'orders')),
+        ('order_lines', source('erp', 'order_lines')),
+        ('calls', source('callcenter', 'calls')),
+        ('sends', source('marketing', 'sends')),
+        ('responses', source('marketing', 'responses')),
+        ('sessions', source('web', 'sessions')),
+    ] -%}
+    {%- for name, relation in tables if names is none or name in names %}
+        {%- if not loop.first %}
+            union all
+        {%- endif %}
+        select distinct '{{ name }}' as source_name, _file as source_file, _run_id as run_id
+        from {{ relation }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Three CTEs (and the comma after them) for a model listing what changed since the last build (`state`, the
+    record): `loads`, tonight's (raw table, file, run) of the raw tables `names`; `seen_loads`, the record's; and
+    `file_changes`, the files whose rows are new since (of a (file, run) the record did not see) or gone (of one
+    it saw that is not loaded now). A file's rows all come from one load, so a file either is new, is gone, or
+    did not change. -#}
+{% macro rebuild_plan_file_changes(state, names) -%}
+    loads as (
+        {{ rebuild_plan_loads(names) }}
+    ),
+
+    seen_loads as (
+        select
+            source_name,
+            source_file,
+            run_id
+        from {{ state }}
+        where kind = 'load' and source_name in ('{{ names | join("', '") }}')
+    ),
+
+    file_changes as (
+        select
+            source_name,
+            source_file,
+            'new' as change
+        from (select * from loads except select * from seen_loads) as unseen
+        union all
+        select
+            source_name,
+            source_file,
+            'gone' as change
+        from (select * from seen_loads except select * from loads) as gone
+    ),
 {%- endmacro %}
 
 {#- The pre-hooks of a model of the plan: the record of the last build is forgotten first, committed on its own

@@ -1,11 +1,13 @@
-"""The order facts built incrementally (int_orders_classified, int_order_lines_classified, fct_order_lines,
-fct_orders: only the orders whose fate or facts can have moved, dbt_project/macros/rebuild_plan.sql) equal a full
-rebuild of the same raw rows, through changes of every kind the plan must notice, on a copy of the session's
-warehouse, with real dbt: new files with new orders, an order and a line copied in files that sort first (the
-copies now kept), a line key two orders share, a file taken back, an exchange rate corrected and one withdrawn,
-two customer keys found to be one person, the cutoff moved back and forth, a return taken back, a refund
-corrected, a product's unit cost changed. The night's whole equivalence is
-tests/integration/test_incremental_night.py."""
+"""The order facts and the interactions built incrementally (int_orders_classified, int_order_lines_classified,
+fct_order_lines, fct_orders, fct_interactions: only the orders and interactions whose fate or facts can have moved,
+dbt_project/macros/rebuild_plan.sql) equal a full rebuild of the same raw rows, through changes of every kind the
+plan must notice, on a copy of the session's warehouse, with real dbt: new files with new orders, an order and a
+line copied in files that sort first (the copies now kept), a line key two orders share, a file taken back, an
+exchange rate corrected and one withdrawn, two customer keys found to be one person, the cutoff moved back and
+forth, a return taken back, a refund corrected, a product's unit cost changed; new files of sessions (a visitor's
+first login, a session's second copy), sends and responses, then taken back; a contact now naming another
+customer, a campaign gone from the campaigns export, a support case moved to another contact. The night's whole
+equivalence is tests/integration/test_incremental_night.py."""
 
 import json
 import os
@@ -33,6 +35,7 @@ BUILT = (
     ("warehouse", "intermediate", "int_order_lines_classified"),
     ("marts", "marts", "fct_order_lines"),
     ("marts", "marts", "fct_orders"),
+    ("marts", "marts", "fct_interactions"),
 )
 SELECTION = "+int_sales_build_state"
 
@@ -51,14 +54,17 @@ def _dbt(warehouse: Path, as_of: date, *args: str) -> None:
     assert completed.returncode == 0, completed.stdout[-4000:]
 
 
-def _plan(warehouse: Path) -> tuple[str, int, int, int]:
-    """(build mode, orders whose fate was rebuilt, orders whose facts were, orders) of the last build."""
+def _plan(warehouse: Path) -> tuple[str, int, int, int, int, int]:
+    """(build mode, orders whose fate was rebuilt, orders whose facts were, orders, interactions rebuilt,
+    interactions) of the last build."""
     with open_warehouse(warehouse) as connection:
         return connection.execute(
             "select (select build_mode from intermediate.int_sales_rebuild_plan), "
             "(select count(*) from intermediate.int_sales_touched_orders), "
             "(select count(distinct order_id) from intermediate.int_sales_touched_facts), "
-            "(select count(distinct order_id) from intermediate.int_orders_classified)"
+            "(select count(distinct order_id) from intermediate.int_orders_classified), "
+            "(select count(*) from intermediate.int_interactions_touched), "
+            "(select count(*) from marts.fct_interactions)"
         ).fetchone()
 
 
@@ -114,8 +120,56 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
                 "select customer_no from raw.erp__orders group by 1 order by count(*) desc, 1 limit 2"
             ).fetchall()
         )
+        # a visitor who never logged in (with several sessions long before the cutoff), a session with a login,
+        # a send answered long before, a contact with sends and not yet an ERP customer's, a campaign with sends
+        anonymous_session, logged_in_session = connection.execute(
+            """select
+                (select min(session_id) from raw.web__sessions where visitor_id = (
+                    select min(visitor_id) from raw.web__sessions group by visitor_id
+                    having count(customer_no) = 0 and count(*) > 1 and max(started_at) < ? limit 1)),
+                (select min(session_id) from raw.web__sessions where customer_no is not null and started_at < ?)""",
+            [AS_OF - timedelta(days=90)] * 2,
+        ).fetchone()
+        contact_with_sends = connection.execute(
+            "select min(contact_id) from raw.marketing__sends where contact_id in "
+            "(select contact_id from raw.crm__contacts where erp_customer_no is null)"
+        ).fetchone()[0]
+        # a campaign whose sends were all long before either cutoff (known at both)
+        campaign_with_sends = connection.execute(
+            "select min(campaign_id) from (select campaign_id from raw.marketing__sends group by campaign_id "
+            "having max(sent_at) < ?)",
+            [AS_OF - timedelta(days=90)],
+        ).fetchone()[0]
+        # each change apart from the others (a mutation of one branch of the plan must fail the test): the answered
+        # send is of another campaign and of a long-known contact of another ERP customer, whose customer no other
+        # change moves
+        early_send, early_response = connection.execute(
+            "select responses.send_id, responses.response_id from raw.marketing__responses as responses "
+            "inner join raw.marketing__sends as sends on responses.send_id = sends.send_id "
+            "inner join raw.crm__contacts as contacts on sends.contact_id = contacts.contact_id "
+            "where responses.responded_at < ? and sends.campaign_id <> ? and contacts.created_at < ? "
+            "and contacts.erp_customer_no not in (?, ?) order by responses.response_id limit 1",
+            [AS_OF - timedelta(days=90), campaign_with_sends, AS_OF - timedelta(days=365), first_customer,
+             second_customer],
+        ).fetchone()  # fmt: skip
+        early_call = connection.execute(
+            "select min(unique_id) from raw.callcenter__calls where started_at < ?", [AS_OF - timedelta(days=90)]
+        ).fetchone()[0]
     eur, gbp, usd = string(eur_order), string(gbp_order), string(usd_order)
     customers, run = f"{string(first_customer)}, {string(second_customer)}", string("test-run-2")
+    # a delivery the night before: a send of a long-known campaign and contact, and a response to a send long ago,
+    # both on a day between the two cutoffs below (the cutoff's move alone takes them out, then brings them back)
+    window_day, late_run = string(str(AS_OF - timedelta(days=10))), string("test-run-1")
+    _change_raw(warehouse, [
+        f"""insert into raw.marketing__sends select * replace (-5 as send_id, cast({window_day} as timestamp)
+            as sent_at, 'marketing/sends_late.csv' as _file, {late_run} as _run_id) from raw.marketing__sends
+            where send_id = {early_send}""",
+        f"""insert into raw.marketing__responses select * replace (-5 as response_id, cast({window_day} as timestamp)
+            as responded_at, 'marketing/responses_late.csv' as _file, {late_run} as _run_id)
+            from raw.marketing__responses where response_id = {early_response}""",
+    ])  # fmt: skip
+    _dbt(warehouse, AS_OF, "run", "--select", SELECTION)
+    assert _plan(warehouse)[0] == "incremental"
     _change_raw(warehouse, [
         # a new order with its lines, in files of their own
         f"""insert into raw.erp__orders select * replace ('NEW-1' as order_no, 'erp/orders_new.csv' as _file,
@@ -152,13 +206,48 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
         "(select max(return_no) from raw.erp__returns)",
         "update raw.erp__products set unit_cost = unit_cost * 2 where sku = "
         "(select min(sku) from raw.erp__order_lines)",
+        # a visitor who never logged in logs in (a new sessions file): the visitor's earlier sessions are the
+        # customer's now; and a second copy of a session, in a file that sorts first
+        f"""insert into raw.web__sessions select * replace ('NEW-S1' as session_id, {string(first_customer)} as
+            customer_no, 'web/sessions_new.csv' as _file, {run} as _run_id) from raw.web__sessions
+            where session_id = {string(anonymous_session)}""",
+        f"""insert into raw.web__sessions select * replace (ended_at + interval 1 hour as ended_at,
+            'web/a_sessions.csv' as _file, {run} as _run_id) from raw.web__sessions
+            where session_id = {string(logged_in_session)}""",
+        # a second, longer, copy of an earlier call (a new calls file): its caller and customer unchanged
+        f"""insert into raw.callcenter__calls select * replace (duration_seconds + 60 as duration_seconds,
+            'callcenter/calls_new.csv' as _file, {run} as _run_id) from raw.callcenter__calls
+            where unique_id = {string(early_call)}""",
+        # a new send to a contact the CRM does not know (a new sends file) with a response, and a new response to
+        # an earlier send
+        f"""insert into raw.marketing__sends select * replace (-1 as send_id, 'NEW-CONTACT' as contact_id,
+            'marketing/sends_new.csv' as _file, {run} as _run_id) from raw.marketing__sends
+            where send_id = {early_send}""",
+        f"""insert into raw.marketing__responses select * replace (-1 as response_id, -1 as send_id,
+            'marketing/responses_new.csv' as _file, {run} as _run_id) from raw.marketing__responses
+            where response_id = {early_response}""",
+        f"""insert into raw.marketing__responses select * replace (-2 as response_id,
+            'marketing/responses_new.csv' as _file, {run} as _run_id, _row_number + 1 as _row_number)
+            from raw.marketing__responses where response_id = {early_response}""",
+        # in place: a session of each of the two customers (whose keys are now one customer's) without its
+        # cookie, so that only its login says whose it is; a contact with sends now names another customer, a
+        # campaign with sends is gone from the campaigns export, a support case moves to another contact
+        f"""update raw.web__sessions set visitor_id = null where session_id in (select min(session_id)
+            from raw.web__sessions where customer_no in ({customers}) group by customer_no)""",
+        f"""update raw.crm__contacts set erp_customer_no = {string(second_customer)}
+            where contact_id = {string(contact_with_sends)}""",
+        f"delete from raw.marketing__campaigns where campaign_id = {string(campaign_with_sends)}",
+        f"""update raw.crm__cases set contact_id = {string(contact_with_sends)}
+            where case_id = (select min(case_id) from raw.crm__cases
+                where contact_id <> {string(contact_with_sends)})""",
     ])  # fmt: skip
 
     earlier = AS_OF - timedelta(days=45)
     _dbt(warehouse, earlier, "run", "--select", SELECTION)
-    mode, touched, touched_facts, orders = _plan(warehouse)
+    mode, touched, touched_facts, orders, touched_interactions, interactions = _plan(warehouse)
     assert mode == "incremental"
     assert 0 < touched < orders / 2 and 0 < touched_facts < orders / 2, "only the orders that could have moved"
+    assert 0 < touched_interactions < interactions / 2, "only the interactions that could have moved"
     _assert_equals_a_full_rebuild(warehouse, earlier)
     with open_warehouse(warehouse) as connection:
         # the changes did reach the facts: the copy sorted first is the order kept, the shared key is one line
@@ -175,11 +264,31 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
             "where erp_customer_id in (?, ?)",
             [first_customer, second_customer],
         ).fetchone() == (1,)
+        # and the interactions: the visitor's earlier session is a customer's, the new send and responses are
+        # there, the contact's sends are its new customer's and the gone campaign's sends have no campaign
+        assert connection.execute(
+            "select customer_id is not null from marts.fct_interactions where interaction_id = ?",
+            [f"web_session:{anonymous_session}"],
+        ).fetchone() == (True,)
+        assert connection.execute(
+            "select count(distinct interaction_id) from marts.fct_interactions where interaction_id in "
+            "('send:-1', 'response:-1', 'response:-2', ?)",
+            [f"call:{early_call}"],
+        ).fetchone() == (4,)
+        assert connection.execute(
+            "select count(*) from marts.fct_interactions where interaction_type = 'send' and campaign_id = ?",
+            [campaign_with_sends],
+        ).fetchone() == (0,)
 
-    # the early copies taken back (their files unloaded), and the cutoff moved past the first one
+    # the early copies and the new sessions, sends and responses taken back (their files unloaded), and the cutoff
+    # moved past the first one
     _change_raw(warehouse, [
         "delete from raw.erp__orders where _file = 'erp/a_orders.csv'",
         "delete from raw.erp__order_lines where _file = 'erp/a_order_lines.csv'",
+        "delete from raw.web__sessions where _file in ('web/sessions_new.csv', 'web/a_sessions.csv')",
+        "delete from raw.marketing__sends where _file = 'marketing/sends_new.csv'",
+        "delete from raw.callcenter__calls where _file = 'callcenter/calls_new.csv'",
+        "delete from raw.marketing__responses where _file = 'marketing/responses_new.csv'",
     ])  # fmt: skip
     later = AS_OF + timedelta(days=5)
     _dbt(warehouse, later, "run", "--select", SELECTION)

@@ -5,7 +5,12 @@
     kept with no customer, so channel volumes stay whole. A response whose send is not loaded has no channel:
     fct_row_exclusions records it. A send (and its responses) whose campaign is not among the kept campaigns (a
     campaigns export re-delivered without it) is kept, the touch happened, with no campaign; a warning test
-    counts them. Each row carries the file and row of its source record. -#}
+    counts them. Each row carries the file and row of its source record.
+    Built incrementally (dbt_project.yml, macros/rebuild_plan.sql): when tonight's plan says so, only the
+    interactions whose row can have moved (int_interactions_touched), each touch read with its key's filter. -#}
+{%- set touched = ref('int_interactions_touched') %}
+{%- set only_touched = is_incremental() %}
+
 with orders as (
     select * from {{ ref('fct_orders') }}
 ),
@@ -22,9 +27,17 @@ responses as (
     select * from {{ ref('stg_marketing__responses') }}
 ),
 
--- resolved as they are read (a view: int_identity_records_resolved holds the other records)
+web_sessions as (
+    select * from {{ ref('stg_web__sessions') }}
+    {%- if only_touched %}
+        where concat('web_session:', session_id) in (select interaction_id from {{ touched }})
+    {%- endif %}
+),
+
+-- resolved as they are read (int_identity_records_resolved holds the other records; int_web_sessions_resolved is
+-- the same map of every session, a view)
 sessions as (
-    select * from {{ ref('int_web_sessions_resolved') }}
+    {{ resolve_web_sessions('web_sessions') }}
 ),
 
 cases as (
@@ -55,6 +68,9 @@ order_touches as (
         source_file,
         source_row_number
     from orders
+    {%- if only_touched %}
+        where concat('order:', order_id) in (select interaction_id from {{ touched }})
+    {%- endif %}
 ),
 
 call_touches as (
@@ -75,6 +91,9 @@ call_touches as (
     from calls
     left join identities
         on identities.source_system = 'callcenter' and calls.call_id = identities.source_record_id
+    {%- if only_touched %}
+        where concat('call:', calls.call_id) in (select interaction_id from {{ touched }})
+    {%- endif %}
 ),
 
 send_touches as (
@@ -96,6 +115,9 @@ send_touches as (
     from sends
     left join identities
         on identities.source_system = 'crm' and sends.contact_id = identities.source_record_id
+    {%- if only_touched %}
+        where concat('send:', sends.send_id) in (select interaction_id from {{ touched }})
+    {%- endif %}
 ),
 
 response_touches as (
@@ -118,6 +140,9 @@ response_touches as (
     inner join sends on responses.send_id = sends.send_id
     left join identities
         on identities.source_system = 'crm' and sends.contact_id = identities.source_record_id
+    {%- if only_touched %}
+        where concat('response:', responses.response_id) in (select interaction_id from {{ touched }})
+    {%- endif %}
 ),
 
 session_touches as (
@@ -154,6 +179,9 @@ case_touches as (
         source_file,
         source_row_number
     from cases
+    {%- if only_touched %}
+        where concat('support_case:', case_id) in (select interaction_id from {{ touched }})
+    {%- endif %}
 ),
 
 touches as (

@@ -1,14 +1,16 @@
-{#- Tonight's plan for the order chain (int_orders_classified, int_order_lines_classified) and its facts
-    (fct_order_lines, fct_orders), one row: build_mode 'incremental' when their last build finished and saw the
-    same settings and code (its record in int_sales_build_state), so that only the orders whose fate or facts
-    can have moved are rebuilt (int_sales_touched_orders, int_sales_touched_facts); 'full' otherwise, with the
-    reason in words. The models read the plan of their own invocation only (invocation_id). -#}
+{#- Tonight's plan for the order chain (int_orders_classified, int_order_lines_classified), its facts
+    (fct_order_lines, fct_orders) and the interactions (fct_interactions), one row: build_mode 'incremental' when
+    their last build finished and saw the same settings and code (its record in int_sales_build_state), so that
+    only the orders and interactions whose fate or facts can have moved are rebuilt (int_sales_touched_orders,
+    int_sales_touched_facts, int_interactions_touched); 'full' otherwise, with the reason in words. The models
+    read the plan of their own invocation only (invocation_id). -#}
 {%- set state = rebuild_plan_relation('int_sales_build_state') %}
 {%- set built = [
     rebuild_plan_relation('int_orders_classified'),
     rebuild_plan_relation('int_order_lines_classified'),
     rebuild_plan_relation('fct_order_lines'),
     rebuild_plan_relation('fct_orders'),
+    rebuild_plan_relation('fct_interactions'),
 ] %}
 {%- set settings = crm_string(rebuild_plan_settings(), 'rebuild_plan_settings') %}
 {#- a record of another layout (an older version's) is no record -#}
@@ -19,17 +21,21 @@ with
     plan as (
         select
             'full' as build_mode,
-            'the run passed no project_checksum (an ad-hoc dbt run): every order is rebuilt' as reason
+            'the run passed no project_checksum (an ad-hoc dbt run): every order is rebuilt' as reason,
+            cast(null as date) as last_as_of
     ),
 {% elif 'kind' not in state_columns or 'build_settings' not in state_columns or none in built %}
     plan as (
         select
             'full' as build_mode,
-            'no earlier build of the order facts to start from: every order is built' as reason
+            'no earlier build of the order facts to start from: every order is built' as reason,
+            cast(null as date) as last_as_of
     ),
 {% else %}
     last_build as (
-        select build_settings
+        select
+            as_of,
+            build_settings
         from {{ state }}
         where kind = 'build'
     ),
@@ -46,11 +52,13 @@ with
                     then 'the last build of the order facts did not finish: every order is rebuilt'
                 when (select max(build_settings) from last_build) != {{ settings }}
                     then concat(
-                        'a setting the order facts depend on (currency, timezone, outlier_date_span_years) or the ',
-                        'code changed since their last build: every order is rebuilt'
+                        'a setting the order facts or the interactions depend on (currency, timezone, ',
+                        'outlier_date_span_years, default_country) or the code changed since their last build: ',
+                        'every order is rebuilt'
                     )
                 else 'only the orders whose rows, cutoff, exchange rates or customer changed are rebuilt'
-            end as reason
+            end as reason,
+            (select max(as_of) from last_build) as last_as_of
     ),
 {% endif %}
 
@@ -59,6 +67,7 @@ final as (
         build_mode,
         reason,
         {{ as_of_date() }} as as_of,
+        last_as_of,
         {{ settings }} as build_settings,
         {{ crm_string(invocation_id, 'invocation_id') }} as invocation_id
     from plan

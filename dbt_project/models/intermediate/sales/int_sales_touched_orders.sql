@@ -41,40 +41,22 @@
         where kind = 'build'
     ),
 
-    loads as (
-        {{ rebuild_plan_loads() }}
-    ),
+    {{ rebuild_plan_file_changes(state, ['orders', 'order_lines']) }}
 
-    seen_loads as (
-        select
-            source_name,
-            source_file,
-            run_id
-        from state
-        where kind = 'load'
-    ),
-
-    -- a file's rows all come from one load: a file of a load not seen is new, of a load seen and gone is gone
     new_files as (
         select
             source_name,
             source_file
-        from (
-            select * from loads
-            except
-            select * from seen_loads
-        ) as unseen
+        from file_changes
+        where change = 'new'
     ),
 
     gone_files as (
         select
             source_name,
             source_file
-        from (
-            select * from seen_loads
-            except
-            select * from loads
-        ) as gone
+        from file_changes
+        where change = 'gone'
     ),
 
     new_orders as (
