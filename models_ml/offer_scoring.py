@@ -83,15 +83,16 @@ def _pairs(pairs: tuple[np.ndarray, np.ndarray], customers: int, items: int) -> 
     return matrix
 
 
-def _edge_lookup(edges: Edges, items: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per source (rule, similarity): the edges' keys (item * items + offered), sorted, and their positions."""
-    lookup = {}
-    for source in (0, 1):
-        positions = np.flatnonzero(edges.source == source)
-        keys = edges.item[positions].astype(np.int64) * items + edges.offered[positions]
-        order = np.argsort(keys, kind="stable")
-        lookup[source] = (keys[order], positions[order])
-    return lookup
+def _edge_lookup(edges: Edges, items: int) -> sparse.csr_array:
+    """An (item, offered) matrix of the edge that explains an offer of ``offered`` to a buyer of ``item``: the
+    rule if there is one, else the similar item (of several of one source, the first), stored as its position + 1
+    (0: no edge). Read a pair at a time (matrix[items, offered]), each read searches one item's few edges."""
+    keys = edges.item.astype(np.int64) * items + edges.offered
+    # rules first, then by position: each key's first is the edge that explains it
+    order = np.lexsort((np.arange(len(keys)), edges.source, keys))
+    keys, first = np.unique(keys[order], return_index=True)
+    positions = order[first]
+    return sparse.csr_array(((positions + 1).astype(np.float64), (keys // items, keys % items)), shape=(items, items))
 
 
 def _group_offers(
@@ -99,32 +100,28 @@ def _group_offers(
     barred: sparse.csr_array,
     weights: sparse.csr_array,
     edges: Edges,
-    evidence: dict[int, tuple[np.ndarray, np.ndarray]],
+    evidence: sparse.csr_array,
     key_order: np.ndarray,
     first_customer: int,
     offer_count: int,
 ) -> dict[str, np.ndarray]:
-    items = weights.shape[0]
     scores = bought @ weights
-    # by customer, then by item number: among equal scores the first is the better (item numbers are tie order)
-    scores.sort_indices()
-    scores = scores.tocoo()
-    rows, columns, values = scores.row.astype(np.int64), scores.col.astype(np.int64), scores.data
+    # one entry per (customer, candidate item), by customer; within a customer in no particular order
+    rows = np.repeat(np.arange(scores.shape[0], dtype=np.int64), np.diff(scores.indptr))
+    columns, values = scores.indices.astype(np.int64), scores.data
     # what the customer bought or returned is never offered
-    candidate_keys = rows * items + columns
-    barred = barred.tocoo()
-    barred_keys = np.sort(barred.row.astype(np.int64) * items + barred.col)
-    at = np.minimum(np.searchsorted(barred_keys, candidate_keys), max(len(barred_keys) - 1, 0))
-    open_ = barred_keys[at] != candidate_keys if len(barred_keys) else np.ones(len(rows), dtype=bool)
+    open_ = _values_at(barred, rows, columns) == 0
     rows, columns, values = rows[open_], columns[open_], values[open_]
-    chosen = _best_per_row(rows, values, offer_count)
+    # among equal scores the lower item number is the better (item numbers are tie order)
+    chosen = _best_per_row(rows, values, columns, offer_count)
     offer_rows, offer_items = rows[chosen], columns[chosen]
     reasons = _reasons(bought, offer_rows, offer_items, edges, evidence, key_order)
     return {"customer": offer_rows + first_customer, "item": offer_items, "score": values[chosen], **reasons}
 
 
-def _best_per_row(rows: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
-    """Positions of each row's ``count`` highest values (rows sorted; ties: the earlier position), best first."""
+def _best_per_row(rows: np.ndarray, values: np.ndarray, ties: np.ndarray, count: int) -> np.ndarray:
+    """Positions of each row's ``count`` highest values (rows sorted; among equal values the lowest of ``ties``,
+    unique within a row), best first."""
     if len(rows) == 0:
         return np.empty(0, dtype=np.int64)
     starts = _run_starts(rows)
@@ -136,7 +133,10 @@ def _best_per_row(rows: np.ndarray, values: np.ndarray, count: int) -> np.ndarra
         at_best = np.flatnonzero((remaining == np.repeat(best, lengths)) & (remaining > -np.inf))
         if len(at_best) == 0:
             break
-        first = at_best[_run_starts(rows[at_best])]
+        runs = _run_starts(rows[at_best])
+        tied = ties[at_best]
+        lowest = np.repeat(np.minimum.reduceat(tied, runs), np.diff(np.r_[runs, len(at_best)]))
+        first = at_best[tied == lowest]
         picked.append(first)
         remaining[first] = -np.inf
     positions = np.concatenate(picked)
@@ -150,30 +150,38 @@ def _reasons(
     offer_rows: np.ndarray,
     offer_items: np.ndarray,
     edges: Edges,
-    evidence: dict[int, tuple[np.ndarray, np.ndarray]],
+    evidence: sparse.csr_array,
     key_order: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """For each offer, the edge from an item the customer bought that speaks for it: a rule before a similarity,
     then the strongest, then by the bought item's key."""
-    items = bought.shape[1]
     counts = bought.indptr[offer_rows + 1] - bought.indptr[offer_rows]
     offer = np.repeat(np.arange(len(offer_rows)), counts)
     # each offer's customer's bought items: one run of the matrix's column numbers per offer
     run_starts = np.repeat(bought.indptr[offer_rows] - np.cumsum(np.r_[0, counts[:-1]]), counts)
     because = bought.indices[run_starts + np.arange(len(offer))].astype(np.int64)
-    keys = because * items + offer_items[offer]
+    found = _values_at(evidence, because, offer_items[offer])
     # every offer has evidence (its score is the sum of it): each is explained by the rules if one speaks for it,
     # else by the similar items
+    hit = np.flatnonzero(found > 0)
+    offer, edge, because = offer[hit], found[hit].astype(np.int64) - 1, because[hit]
     chosen = np.full(len(offer_rows), -1, dtype=np.int64)
-    for source in sorted(evidence):
-        sorted_keys, positions = evidence[source]
-        at = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
-        hit = sorted_keys[at] == keys if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
-        hit &= chosen[offer] < 0
-        found, edge, reason = offer[hit], positions[at[hit]], because[hit]
-        best = _first_best(found, edges.strength[edge], key_order[reason])
-        chosen[found[best]] = edge[best]
+    if len(offer):
+        source = edges.source[edge]
+        starts = _run_starts(offer)
+        first_source = np.repeat(np.minimum.reduceat(source, starts), np.diff(np.r_[starts, len(offer)]))
+        kept = source == first_source
+        offer, edge, because = offer[kept], edge[kept], because[kept]
+        best = _first_best(offer, edges.strength[edge], key_order[because])
+        chosen[offer[best]] = edge[best]
     return {"edge": chosen}
+
+
+def _values_at(matrix: sparse.csr_array, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix``'s values at the positions (rows, columns), 0 where it holds none; each read searches one row."""
+    if len(rows) == 0:  # scipy answers no positions with a sparse array, not an empty one
+        return np.zeros(0, dtype=matrix.dtype)
+    return matrix[rows, columns]
 
 
 def _first_best(groups: np.ndarray, strength: np.ndarray, rank: np.ndarray) -> np.ndarray:

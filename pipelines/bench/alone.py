@@ -40,11 +40,11 @@ def run_alone(as_of: date) -> dict[str, float]:
     seconds."""
     from pipelines.resources import Warehouse
     from pipelines.settings import load_settings
-    from pipelines.transform.assets import DBT_STEPS, dbt_build_args
+    from pipelines.transform.assets import DBT_STEPS, dbt_vars_args
     from pipelines.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR, dbt_environment
 
     settings = load_settings()
-    variables = dbt_build_args(settings, as_of)[1:]
+    variables = dbt_vars_args(settings, as_of)
     environ = {**os.environ, **dbt_environment(Warehouse.from_settings(settings))}
     seconds: dict[str, float] = {}
     for step, selection in DBT_STEPS.items():

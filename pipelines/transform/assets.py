@@ -113,9 +113,20 @@ def dbt_vars(settings: Settings, as_of: date) -> dict[str, object]:
     }
 
 
+def dbt_vars_args(settings: Settings, as_of: date) -> list[str]:
+    """``--vars`` and the run's :func:`dbt_vars`, as every dbt command of the night's project takes them."""
+    return ["--vars", json.dumps(dbt_vars(settings, as_of), sort_keys=True)]
+
+
+# dbt's unit tests check the models' code on fixed rows, not the night's data: `make test` runs them
+# (tests/integration/test_dbt_unit_tests.py), the night does not (they cost its first dbt step 2-4 s at any size).
+NIGHT_EXCLUDED_RESOURCES = ("unit_test",)
+
+
 def dbt_build_args(settings: Settings, as_of: date) -> list[str]:
-    """The dbt command of a run: build (models, snapshots, tests) as of the run's cutoff."""
-    return ["build", "--vars", json.dumps(dbt_vars(settings, as_of), sort_keys=True)]
+    """The dbt command of a run: build (models, snapshots, data tests) as of the run's cutoff."""
+    excluded = [argument for kind in NIGHT_EXCLUDED_RESOURCES for argument in ("--exclude-resource-type", kind)]
+    return ["build", *excluded, *dbt_vars_args(settings, as_of)]
 
 
 def night_parse_inputs(settings: Settings, as_of: date) -> dict[str, Any]:
@@ -123,7 +134,7 @@ def night_parse_inputs(settings: Settings, as_of: date) -> dict[str, Any]:
     steps see the same and so reuse that parse. A setting dbt cannot take is left to the first dbt step, which
     fails naming it."""
     try:
-        args = dbt_build_args(settings, as_of)[1:]
+        args = dbt_vars_args(settings, as_of)
     except DbtVarError:
         args = []
     return {"args": args, "environment": dbt_environment(Warehouse.from_settings(settings))}

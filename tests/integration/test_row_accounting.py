@@ -248,7 +248,7 @@ def test_broken_lineage_is_counted_row_by_row(pipeline_run, tmp_path):
     import subprocess
 
     from pipelines.settings import load_settings
-    from pipelines.transform.assets import dbt_build_args
+    from pipelines.transform.assets import dbt_vars_args
     from pipelines.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 
     world, _ = pipeline_run
@@ -259,7 +259,7 @@ def test_broken_lineage_is_counted_row_by_row(pipeline_run, tmp_path):
                 connection.execute(statement)
     environ = {**os.environ, **world_environ(tmp_path)}
     environ.pop("CRM_MARTS_PATH", None)
-    variables = dbt_build_args(load_settings(environ), AS_OF)[1:]
+    variables = dbt_vars_args(load_settings(environ), AS_OF)
     completed = subprocess.run(
         [DBT_EXECUTABLE, "run", "--select", "mart_source_reconciliation", *variables, "--target-path",
          str(tmp_path / "target")],

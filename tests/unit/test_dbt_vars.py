@@ -33,7 +33,7 @@ def test_the_default_settings_pass_as_they_are(settings):
     assert passed["rfm_window_days"] == settings.rfm_window_days
     assert passed["outlier_date_span_years"] == settings.outlier_date_span_years
     assert passed["channel_min_contacts"] == settings.channel_min_contacts
-    assert json.loads(dbt_build_args(settings, AS_OF)[2]) == passed
+    assert json.loads(dbt_build_args(settings, AS_OF)[-1]) == passed
 
 
 @pytest.mark.parametrize(

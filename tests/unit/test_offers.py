@@ -136,23 +136,47 @@ def test_each_offers_reason_is_the_first_edge_in_the_order_the_rule_states():
                               shape=(customers, items))  # fmt: skip
     bought.sum_duplicates()
     pairs = rng.permutation(items * items)[:700]
+    sources = rng.integers(0, 2, 700)
+    # 100 pairs with an edge of each source, the similar item's first: a rule and a similar item often agree
+    pairs, sources = np.r_[pairs[:100], pairs], np.r_[1 - sources[:100], sources]
     edges = offer_scoring.Edges(
-        item=pairs // items, offered=pairs % items, source=rng.integers(0, 2, 700),
-        strength=rng.choice([0.25, 0.5, 0.75], 700),  # few strengths: ties are the rule, not the exception
+        item=pairs // items, offered=pairs % items, source=sources,
+        strength=rng.choice([0.25, 0.5, 0.75], 800),  # few strengths: ties are the rule, not the exception
     )  # fmt: skip
     key_order = rng.permutation(items)
-    explained = {(i, o): e for e, (i, o) in enumerate(zip(edges.item, edges.offered, strict=True))}
+    explained: dict[tuple, list] = {}
+    for e, (i, o) in enumerate(zip(edges.item, edges.offered, strict=True)):
+        explained.setdefault((i, o), []).append(e)
     owned = [bought.indices[bought.indptr[c] : bought.indptr[c + 1]] for c in range(customers)]
     offers = [(c, o) for c in range(customers) for o in range(items) if any((i, o) in explained for i in owned[c])]
     rows, offered = (np.array(column) for column in zip(*offers, strict=True))
     expected = []
     for c, o in offers:
-        mine = [explained[i, o] for i in owned[c] if (i, o) in explained]
+        mine = sorted(e for i in owned[c] for e in explained.get((i, o), []))
         expected.append(min(mine, key=lambda e: (edges.source[e], -edges.strength[e], key_order[edges.item[e]])))
     lookup = offer_scoring._edge_lookup(edges, items)
     found = offer_scoring._reasons(bought, rows, offered, edges, lookup, key_order)["edge"]
     assert found.tolist() == expected
     assert len({edges.source[e] for e in expected}) == 2 and len(offers) > 1000
+
+
+def test_each_customers_best_scores_are_picked_with_ties_to_the_lowest_item_number():
+    # a sparse product leaves each customer's candidates in no particular order: random scores with many ties,
+    # candidates shuffled within each customer; the picks are what sorting by (-score, item) gives, worked out
+    # customer by customer
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    rows = np.sort(rng.integers(0, 200, 3000))
+    columns = np.concatenate([rng.permutation(50)[: (rows == row).sum()] for row in range(200)])
+    values = rng.choice([0.0, 0.5, 1.0, 1.5], len(rows))
+    picked = offer_scoring._best_per_row(rows, values, columns, 5)
+    expected = []
+    for row in np.unique(rows):
+        mine = np.flatnonzero(rows == row)
+        expected += sorted(mine, key=lambda at: (-values[at], columns[at]))[:5]
+    assert picked.tolist() == expected
+    assert not all(np.diff(columns[rows == rows[0]]) > 0), "the candidates are not in item order"
 
 
 @pytest.mark.parametrize("scored", [True, False], ids=["model", "popularity"])

@@ -9,8 +9,10 @@ from pipelines.transform.project import dbt_project, prepare_manifest
 
 def test_the_dbt_command_carries_the_cutoff_and_the_business_settings():
     settings = load_settings({"CRM_CURRENCY": "GBP", "CRM_TIER_GOLD_MIN_SPEND": "1500"})
-    command, flag, variables = dbt_build_args(settings, date(2026, 6, 30))
+    command, *options, flag, variables = dbt_build_args(settings, date(2026, 6, 30))
     assert (command, flag) == ("build", "--vars")
+    # the night builds and runs the data tests; dbt's unit tests check the code, in `make test`
+    assert options == ["--exclude-resource-type", "unit_test"]
     variables = json.loads(variables)
     assert variables["as_of"] == "2026-06-30"
     assert variables["reporting_currency"] == "GBP"
