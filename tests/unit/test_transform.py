@@ -1,6 +1,8 @@
 import json
 from datetime import date
 
+import pytest
+
 from pipelines.ingest.contracts import canonical_tables, load_contracts
 from pipelines.settings import load_settings
 from pipelines.transform.assets import CrmDbtTranslator, dbt_build_args
@@ -55,3 +57,32 @@ def test_every_source_table_has_a_staging_model():
     staged = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "model"}
     for table in canonical_tables():
         assert f"stg_{table}" in staged
+
+
+def test_the_dbt_resource_neither_asks_dbt_its_version_nor_loads_a_database_handle(monkeypatch):
+    import functools
+    import importlib.metadata
+    import inspect
+
+    import dagster_dbt.core.resource
+    from dagster_dbt import DbtCliResource
+    from packaging.version import Version
+
+    from pipelines.transform.project import DBT_EXECUTABLE, CrmDbtCliResource, dbt_resource
+
+    # what dagster-dbt does before each dbt command, under the names ours replaces: an upgrade that renames them
+    # fails here instead of quietly paying them again
+    command = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in command and "self._initialize_dbt_core_adapter(args)" in command
+    assert isinstance(DbtCliResource.__dict__["_cli_version"], functools.cached_property)
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_subprocess)
+    with pytest.raises(AssertionError, match="a subprocess was started"):
+        _ = DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)._cli_version
+    resource = dbt_resource()
+    assert isinstance(resource, CrmDbtCliResource)
+    assert resource._cli_version == Version(importlib.metadata.version("dbt-core"))
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
