@@ -169,3 +169,19 @@
         where order_id in (select order_id from {{ touched }})
     )
 {%- endmacro %}
+
+
+{#- A touched list's rows on a full build: none, with the list's columns (text), read from the plan so that dbt
+    builds the plan before the list. -#}
+{% macro rebuild_plan_nothing_touched(plan, columns) -%}
+    with final as (
+        select
+            {%- for column in columns %}
+                cast(null as {{ dbt.type_string() }}) as {{ column }}{{ "," if not loop.last }}
+            {%- endfor %}
+        from {{ plan }}
+        where 1 = 0
+    )
+
+    select * from final
+{%- endmacro %}

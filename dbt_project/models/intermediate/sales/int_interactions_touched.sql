@@ -277,12 +277,6 @@
 
     select * from final
 {% else %}
-    {#- a full build: nothing to list (the plan is read first, so that dbt builds it before this model) -#}
-    with final as (
-        select cast(null as {{ dbt.type_string() }}) as interaction_id
-        from {{ read.plan }}
-        where 1 = 0
-    )
-
-    select * from final
+    {#- a full build: nothing to list -#}
+    {{ rebuild_plan_nothing_touched(read.plan, ['interaction_id']) }}
 {% endif %}
