@@ -185,3 +185,25 @@
 
     select * from final
 {%- endmacro %}
+
+{#- A fingerprint of a row's `columns` (names): equal for equal values, null and empty text told apart; what a
+    model built on the plan keeps to know a row's inputs did not change (int_identity_record_inputs). DuckDB's
+    64-bit hash of the values; elsewhere an md5 of each value with its length. -#}
+{% macro row_fingerprint(columns) -%}
+    {{ return(adapter.dispatch('row_fingerprint', 'analytical_crm')(columns)) }}
+{%- endmacro %}
+
+{% macro default__row_fingerprint(columns) -%}
+    {%- set parts = [] -%}
+    {%- for column in columns -%}
+        {%- do parts.append(
+            "coalesce(concat(cast(length(cast(" ~ column ~ " as " ~ dbt.type_string() ~ ")) as "
+            ~ dbt.type_string() ~ "), ':', cast(" ~ column ~ " as " ~ dbt.type_string() ~ ")), '-')"
+        ) -%}
+    {%- endfor -%}
+    {{ dbt.hash(dbt.concat(parts)) }}
+{%- endmacro %}
+
+{% macro duckdb__row_fingerprint(columns) -%}
+    hash({{ columns | join(', ') }})
+{%- endmacro %}

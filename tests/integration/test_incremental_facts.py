@@ -6,8 +6,10 @@ line copied in files that sort first (the copies now kept), a line key two order
 exchange rate corrected and one withdrawn, two customer keys found to be one person, the cutoff moved back and
 forth, a return taken back, a refund corrected, a product's unit cost changed; new files of sessions (a visitor's
 first login, a session's second copy), sends and responses, then taken back; a contact now naming another
-customer, a campaign gone from the campaigns export, a support case moved to another contact. The night's whole
-equivalence is tests/integration/test_incremental_night.py."""
+customer, a campaign gone from the campaigns export, a support case moved to another contact; the identity
+records normalised again (int_identity_records_normalised) through a contact's phone and an ERP customer's
+country corrected in place, a contact gone, and a contact of a country no record was of (every caller number in
+national form is read in it too). The night's whole equivalence is tests/integration/test_incremental_night.py."""
 
 import json
 import os
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 # (file, schema, table) of every table built incrementally: the chain in the warehouse, the facts in the marts'
 BUILT = (
+    ("warehouse", "intermediate", "int_identity_records_normalised"),
     ("warehouse", "intermediate", "int_orders_classified"),
     ("warehouse", "intermediate", "int_order_lines_classified"),
     ("marts", "marts", "fct_order_lines"),
@@ -240,6 +243,15 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
         f"""update raw.crm__cases set contact_id = {string(contact_with_sends)}
             where case_id = (select min(case_id) from raw.crm__cases
                 where contact_id <> {string(contact_with_sends)})""",
+        # in place, no file changing: a contact's mobile phone and an ERP customer's country (its national phone
+        # read with another calling code, the trunk prefix 0 in both) corrected; a contact gone
+        f"""update raw.crm__contacts set mobile_phone = '0612 345 678' where contact_id = (select max(contact_id)
+            from raw.crm__contacts where created_at < {string(str(AS_OF - timedelta(days=365)))})""",
+        """update raw.erp__customers set country_code = 'FR' where customer_no = (select min(customer_no)
+            from raw.erp__customers where country_code in ('DE', 'GB') and phone not like '+%'
+            and phone not like '00%')""",
+        f"""delete from raw.crm__contacts where contact_id = (select min(contact_id) from raw.crm__contacts
+            where contact_id <> {string(contact_with_sends)})""",
     ])  # fmt: skip
 
     earlier = AS_OF - timedelta(days=45)
@@ -248,6 +260,12 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
     assert mode == "incremental"
     assert 0 < touched < orders / 2 and 0 < touched_facts < orders / 2, "only the orders that could have moved"
     assert 0 < touched_interactions < interactions / 2, "only the interactions that could have moved"
+    with open_warehouse(warehouse) as connection:
+        touched_records, records = connection.execute(
+            "select (select count(*) from intermediate.int_identity_records_touched), "
+            "(select count(*) from intermediate.int_identity_records_normalised)"
+        ).fetchone()
+    assert 0 < touched_records < records / 2, "only the identity records whose fields changed"
     _assert_equals_a_full_rebuild(warehouse, earlier)
     with open_warehouse(warehouse) as connection:
         # the changes did reach the facts: the copy sorted first is the order kept, the shared key is one line
@@ -289,11 +307,24 @@ def test_order_facts_built_incrementally_equal_a_full_rebuild(pipeline_run, tmp_
         "delete from raw.marketing__sends where _file = 'marketing/sends_new.csv'",
         "delete from raw.callcenter__calls where _file = 'callcenter/calls_new.csv'",
         "delete from raw.marketing__responses where _file = 'marketing/responses_new.csv'",
+        # a contact of a country no customer or contact was of, in a new contacts file
+        f"""insert into raw.crm__contacts select * replace ('NEW-C1' as contact_id, null as erp_customer_no,
+            'Japan' as country, 'crm/contacts_new.csv' as _file, {run} as _run_id) from raw.crm__contacts
+            where contact_id = (select min(contact_id) from raw.crm__contacts
+                where created_at < {string(str(AS_OF - timedelta(days=365)))})""",
     ])  # fmt: skip
     later = AS_OF + timedelta(days=5)
     _dbt(warehouse, later, "run", "--select", SELECTION)
     assert _plan(warehouse)[0] == "incremental"
     _assert_equals_a_full_rebuild(warehouse, later)
+    with open_warehouse(warehouse) as connection:
+        # the new country's readings reached the calls in national form, and only them
+        calls_read_in_japan = connection.execute(
+            "select count(*) filter (where source_system = 'callcenter'), count(*) "
+            "from intermediate.int_identity_records_normalised "
+            "where len(list_filter(phone_candidates, lambda reading: reading like '+81%')) > 0"
+        ).fetchone()
+        assert calls_read_in_japan[0] > 0 and calls_read_in_japan[0] == calls_read_in_japan[1]
 
     # a night whose chain stopped half-way leaves no record of a build: the next plan rebuilds every order
     _change_raw(warehouse, ["delete from intermediate.int_sales_build_state where kind = 'build'"])

@@ -1,13 +1,15 @@
-"""The order facts' and the interactions' plan (dbt_project/macros/rebuild_plan.sql) rebuilds every order and
-interaction when a setting they read changes: the settings it compares with the last build's are exactly the vars
-the chain's models, the models they read and the project's macros read, besides the cutoff (which the plan follows
-order by order and touch by touch)."""
+"""The identity records', the order facts' and the interactions' plan (dbt_project/macros/rebuild_plan.sql)
+rebuilds every record, order and interaction when a setting they read changes: the settings it compares with the
+last build's are exactly the vars the chain's models, the models they read and the project's macros read, besides
+the cutoff (which the plan follows order by order and touch by touch)."""
 
 import re
 
 from pipelines.transform.project import DBT_PROJECT_DIR
 
 CHAIN = (
+    "int_identity_records_normalised",
+    "int_identity_records_touched",
     "int_orders_classified",
     "int_order_lines_classified",
     "fct_order_lines",

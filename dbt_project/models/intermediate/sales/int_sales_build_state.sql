@@ -7,6 +7,7 @@
     it stands for, 'visitor' per visitor cookie of one customer, 'campaign' per kept campaign. Built after the
     chain and the facts (fct_order_lines, fct_orders, fct_interactions); their pre-hooks delete the 'build' row
     first, so a night that fails between them leaves no record and the next night rebuilds in full. -#}
+-- depends_on: {{ ref('int_identity_records_normalised') }}
 -- depends_on: {{ ref('int_orders_classified') }}
 -- depends_on: {{ ref('int_order_lines_classified') }}
 -- depends_on: {{ ref('fct_order_lines') }}

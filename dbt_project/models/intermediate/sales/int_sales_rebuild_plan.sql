@@ -6,6 +6,7 @@
     read the plan of their own invocation only (invocation_id). -#}
 {%- set state = rebuild_plan_relation('int_sales_build_state') %}
 {%- set built = [
+    rebuild_plan_relation('int_identity_records_normalised'),
     rebuild_plan_relation('int_orders_classified'),
     rebuild_plan_relation('int_order_lines_classified'),
     rebuild_plan_relation('fct_order_lines'),
