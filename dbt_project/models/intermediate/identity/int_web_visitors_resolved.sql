@@ -8,7 +8,8 @@ with session_logins as (
         visitor_id,
         erp_customer_id
     from {{ ref('stg_web__sessions') }}
-    where erp_customer_id is not null and {{ local_date_before_cutoff('started_at') }}
+    -- the sessions with a login, chosen before the customer keys' join (4.8 of 13.1 million at a million customers)
+    where login_key is not null and {{ local_date_before_cutoff('started_at') }}
 ),
 
 erp_customers as (

@@ -11,6 +11,9 @@ renamed as (
         source.session_id,
         source.visitor_id,
         coalesce(customer_keys.erp_customer_id, {{ clean_key('source.customer_no') }}) as erp_customer_id,
+        -- the login's customer number as typed, cleaned: null exactly when erp_customer_id is, and a filter on it
+        -- reaches the raw rows before the join (one on erp_customer_id cannot)
+        {{ clean_key('source.customer_no') }} as login_key,
         source.started_at,
         source.ended_at,
         lower(source.device) as device,
