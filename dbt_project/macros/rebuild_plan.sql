@@ -1,10 +1,11 @@
-{#- Facts built incrementally: the order chain (int_orders_classified, int_order_lines_classified), its facts
-    (fct_order_lines, fct_orders) and the interactions (fct_interactions) rebuild only the orders and
-    interactions whose fate or facts can have moved since their last build, when that build is known and
-    comparable, and in full otherwise. int_sales_rebuild_plan decides (one row: build_mode 'full' or
-    'incremental', and why), int_sales_touched_orders lists the orders whose fate to rebuild,
-    int_sales_touched_facts the orders whose facts to rebuild and their customers, int_interactions_touched the
-    interactions to rebuild, int_sales_build_state records what a finished build saw (the files and runs of its
+{#- Facts built incrementally: the identity records' keys (int_identity_records_normalised), the order chain
+    (int_orders_classified, int_order_lines_classified), its facts (fct_order_lines, fct_orders) and the
+    interactions (fct_interactions) rebuild only the records, orders and interactions whose inputs, fate or facts
+    can have moved since their last build, when that build is known and comparable, and in full otherwise.
+    int_sales_rebuild_plan decides (one row: build_mode 'full' or 'incremental', and why),
+    int_identity_records_touched lists the records whose fields' fingerprint changed (row_fingerprint, below),
+    int_sales_touched_orders the orders whose fate to rebuild, int_sales_touched_facts the orders whose facts to
+    rebuild and their customers, int_interactions_touched the interactions to rebuild, int_sales_build_state records what a finished build saw (the files and runs of its
     raw rows, the exchange rates, the unit costs, the identities, customer keys, visitors and campaigns the
     interactions read, the cutoff, the settings and the code). A model takes part with
     `meta: {rebuild_plan: sales}`, `materialized: incremental` and the pre-hooks below (dbt_project.yml;

@@ -5,7 +5,8 @@
     product's unit cost, and what the interactions' customers and campaigns came from: one of kind 'identity'
     per resolved record (ERP customer, CRM contact, call), 'customer_key' per ERP customer key and the customer
     it stands for, 'visitor' per visitor cookie of one customer, 'campaign' per kept campaign. Built after the
-    chain and the facts (fct_order_lines, fct_orders, fct_interactions); their pre-hooks delete the 'build' row
+    identity records' keys (int_identity_records_normalised, whose rows keep their own fingerprints), the chain
+    and the facts (fct_order_lines, fct_orders, fct_interactions); their pre-hooks delete the 'build' row
     first, so a night that fails between them leaves no record and the next night rebuilds in full. -#}
 -- depends_on: {{ ref('int_identity_records_normalised') }}
 -- depends_on: {{ ref('int_orders_classified') }}

@@ -1,9 +1,11 @@
-{#- Tonight's plan for the order chain (int_orders_classified, int_order_lines_classified), its facts
-    (fct_order_lines, fct_orders) and the interactions (fct_interactions), one row: build_mode 'incremental' when
-    their last build finished and saw the same settings and code (its record in int_sales_build_state), so that
-    only the orders and interactions whose fate or facts can have moved are rebuilt (int_sales_touched_orders,
-    int_sales_touched_facts, int_interactions_touched); 'full' otherwise, with the reason in words. The models
-    read the plan of their own invocation only (invocation_id). -#}
+{#- Tonight's plan for the identity records' keys (int_identity_records_normalised), the order chain
+    (int_orders_classified, int_order_lines_classified), its facts (fct_order_lines, fct_orders) and the
+    interactions (fct_interactions), one row: build_mode 'incremental' when their last build finished and saw the
+    same settings and code (its record in int_sales_build_state), so that only the records, orders and
+    interactions whose inputs, fate or facts can have moved are rebuilt (int_identity_records_touched,
+    int_sales_touched_orders, int_sales_touched_facts, int_interactions_touched); 'full' otherwise, with the reason
+    in words (which speaks of the orders, the most of what is rebuilt). The models read the plan of their own
+    invocation only (invocation_id). -#}
 {%- set state = rebuild_plan_relation('int_sales_build_state') %}
 {%- set built = [
     rebuild_plan_relation('int_identity_records_normalised'),
