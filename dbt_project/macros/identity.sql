@@ -91,3 +91,13 @@
     left join {{ ref('int_web_visitors_resolved') }} as visitor
         on {{ sessions }}.visitor_id = visitor.visitor_id and known.erp_customer_id is null
 {%- endmacro %}
+
+{#- The calling code and trunk prefix national phones are read with when a record's country is unknown: the
+    default_country setting's, one row from `countries` (the countries seed or a CTE over it). -#}
+{% macro default_country_dialling(countries) -%}
+    select
+        calling_code,
+        trunk_prefix
+    from {{ countries }}
+    where country_code = {{ crm_code(var("default_country"), 'default_country', 2) }}
+{%- endmacro %}

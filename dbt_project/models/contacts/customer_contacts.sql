@@ -27,11 +27,7 @@ countries as (
 ),
 
 default_country as (
-    select
-        calling_code,
-        trunk_prefix
-    from countries
-    where country_code = {{ crm_code(var("default_country"), 'default_country', 2) }}
+    {{ default_country_dialling('countries') }}
 ),
 
 -- the contact int_customer_profiles takes a prospect's details from

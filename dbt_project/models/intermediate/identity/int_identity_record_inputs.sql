@@ -29,11 +29,7 @@ countries as (
 ),
 
 default_country as (
-    select
-        calling_code,
-        trunk_prefix
-    from countries
-    where country_code = {{ crm_code(var("default_country"), 'default_country', 2) }}
+    {{ default_country_dialling('countries') }}
 ),
 
 -- every reading a caller number in national form gets, in one text: a call's fingerprint changes with them
